@@ -1,0 +1,28 @@
+"""losslab: custom loss functions and metrics for PyTorch.
+
+>>> import torch, losslab
+>>> loss = 0.5 * losslab.MSELoss() + 0.5 * losslab.MSELoss(weight=2.0)
+>>> loss.evaluate(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])).log_dict()
+{'loss/total': 3.75, 'loss/mse': 2.5, 'loss/mse_2': 5.0}
+"""
+
+from losslab import functional
+from losslab._registry import available, entries, lookup, register
+from losslab.compose import LossOutput, SpecError, WeightedSum, parse
+from losslab.losses import *  # noqa: F403
+from losslab.losses import __all__ as _losses_all
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "LossOutput",
+    "SpecError",
+    "WeightedSum",
+    "available",
+    "entries",
+    "functional",
+    "lookup",
+    "parse",
+    "register",
+    *_losses_all,
+]

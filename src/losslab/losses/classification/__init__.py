@@ -1,0 +1,5 @@
+"""Classification and class-imbalance losses, from logits unless named otherwise."""
+
+from losslab.losses._discover import collect
+
+__all__ = collect(__name__, __path__, globals())
