@@ -8,8 +8,9 @@ imports, no dunder names. Anything else raises :class:`SpecError` naming the pos
 
 Dict forms (what ``yaml.safe_load`` gives)::
 
-    {"loss": "focal", "gamma": 2.0}                       # one term; "weight", "name" optional
+    {"loss": "focal", "options": {"gamma": 2.0}}          # one term; "weight", "name" optional
     {"terms": [{"loss": "bce", "weight": 0.5}, ...]}      # a weighted sum (or a bare list)
+    "0.5*bce + 0.5*dice(smooth=1)"                        # a string anywhere a term dict goes
     {"_target_": "losslab.SigmoidFocalLoss", "gamma": 2}  # Hydra style, losslab classes only
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import importlib
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -32,7 +34,6 @@ __all__ = ["SpecError", "parse", "sum_to_spec", "term_to_dict", "term_to_spec"]
 MAX_SPEC_LENGTH = 10_000
 MAX_DEPTH = 64
 MAX_LITERAL_ITEMS = 4096
-_RESERVED = ("loss", "weight", "name")
 
 Spec = Union[str, Mapping[str, Any], Sequence[Mapping[str, Any]]]
 _Terms = list[tuple[Optional[str], float, Loss]]
@@ -101,7 +102,9 @@ def _parse_string(spec: str, params: Any) -> _Terms:
     if "\x00" in spec:
         raise SpecError("the spec must not contain NUL characters", spec=spec, position=spec.index("\x00"))
     try:
-        tree = ast.parse(spec.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like are errors here
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(spec.strip(), mode="eval")
     except SyntaxError as exc:
         pos = (exc.offset - 1) if exc.offset else None
         raise SpecError(f"invalid syntax ({exc.msg})", spec=spec, position=pos) from None
@@ -205,9 +208,9 @@ class _Walker:
         kwargs: dict[str, Any] = {}
         for kw in node.keywords:
             if kw.arg is None:
-                raise self.error("`**` is not allowed in a spec", kw.value)
+                raise self.error("`**` is not allowed in a spec", kw)
             if kw.arg.startswith("_"):
-                raise self.error("option names must not start with '_'", kw.value)
+                raise self.error("option names must not start with '_'", kw)
             kwargs[kw.arg] = self.literal(kw.value, 0)
         return self.build(node, node.func.id, kwargs)
 
@@ -261,6 +264,8 @@ def _describe(node: ast.AST) -> str:
         ast.BoolOp: "a boolean operator",
         ast.IfExp: "a conditional expression",
         ast.Dict: "a dict",
+        ast.List: "a list",
+        ast.Tuple: "a tuple",
         ast.Set: "a set",
         ast.ListComp: "a comprehension",
         ast.GeneratorExp: "a generator",
@@ -313,13 +318,22 @@ def _parse_term_dict(item: Any, params: Any, *, where: str) -> _Terms:
         if "loss" not in item:
             raise SpecError("a term dict needs a `loss` key (a registry name) or `_target_`", spec=item)
         key = item.pop("loss")
-        if not isinstance(key, str) or key.startswith("_"):
-            raise SpecError(f"`loss` must be a registry name; got {key!r}", spec=item)
-        for k in item:
+        options = item.pop("options", {})
+        if item:
+            raise SpecError(
+                f"a term dict takes the keys loss, weight, name and options; got {sorted(map(str, item))} "
+                "(loss options go under `options`)",
+                spec=item,
+            )
+        if not isinstance(key, str) or key.startswith("_") or not key.isidentifier():
+            raise SpecError(f"`loss` must be a registry name; got {key!r}", spec=key)
+        if not isinstance(options, Mapping):
+            raise SpecError(f"`options` must be a dict; got {type(options).__name__}", spec=options)
+        for k in options:
             if not isinstance(k, str) or k.startswith("_"):
-                raise SpecError(f"option names must be strings not starting with '_'; got {k!r}", spec=item)
+                raise SpecError(f"option names must be strings not starting with '_'; got {k!r}", spec=options)
         try:
-            module = _instantiate(key, item, params)
+            module = _instantiate(key, dict(options), params)
         except (TypeError, ValueError) as exc:
             raise SpecError(str(exc), spec=item) from exc
     if name is not None:
@@ -390,9 +404,11 @@ def term_to_dict(loss: Loss, *, weight: float, name: Optional[str] = None) -> di
         out["weight"] = weight
     if name is not None:
         out["name"] = name
-    for k, v in loss.spec_kwargs().items():
+    options = loss.spec_kwargs()
+    for k, v in options.items():
         _literal_repr(v, loss, k)  # refuses values with no plain form
-        out[k] = v
+    if options:
+        out["options"] = options
     return out
 
 

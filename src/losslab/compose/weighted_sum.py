@@ -23,7 +23,7 @@ Term = tuple[Optional[str], float, Loss]
 
 def _accepted_kwargs(term: Loss) -> Optional[frozenset[str]]:
     """Keyword names a term accepts per call; ``None`` means any (``**kwargs``)."""
-    if type(term).function is not None and type(term).forward is Loss.forward:
+    if type(term).function is not None:
         return frozenset(type(term).call_arguments())
     sig = inspect.signature(term.forward)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
@@ -71,10 +71,18 @@ class WeightedSum(Loss):
                     name, k = f"{base}_{k}", k + 1
                 taken.add(name)
             final.append(name)
-        self.term_modules = nn.ModuleDict(dict(zip(final, terms)))
+        # A ModuleList, not a ModuleDict keyed by name: a term named "double" or "train" would
+        # clash with nn.Module's own attributes.
+        self.term_list = nn.ModuleList(terms)
+        self.term_names = tuple(final)
         self.term_weights = {n: float(w) for n, w in zip(final, weights)}
         self._explicit = {n for n, given in zip(final, names) if given is not None}
         self._routes = {n: _accepted_kwargs(t) for n, t in zip(final, terms)}
+
+    @property
+    def term_modules(self) -> dict[str, Loss]:
+        """Term name -> module, in order."""
+        return dict(zip(self.term_names, self.term_list))  # type: ignore[arg-type]
 
     @classmethod
     def from_terms(cls, terms: Sequence[Term]) -> WeightedSum:
