@@ -1,8 +1,10 @@
 """Every pure loss function, flat: ``import losslab.functional as LF``."""
 
+from losslab.losses import classification as _c
+from losslab.losses import regression as _r
+from losslab.losses import regularization as _g
 from losslab.losses.classification import *  # noqa: F403
 from losslab.losses.regression import *  # noqa: F403
 from losslab.losses.regularization import *  # noqa: F403
-from losslab.losses import classification as _c, regression as _r, regularization as _g
 
 __all__ = [n for n in (*_r.__all__, *_c.__all__, *_g.__all__) if n.endswith(("_loss", "_penalty"))]

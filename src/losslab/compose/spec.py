@@ -286,7 +286,7 @@ def _instantiate(name: str, kwargs: Mapping[str, Any], params: Any) -> Loss:
     if cls.input_kind == "none":
         if params is None:
             raise ValueError(f"`{name}` regularizes parameters: pass them as parse(spec, params=model)")
-        return cls(params, **kwargs)
+        return cls(params, **kwargs)  # type: ignore[call-arg]
     return cls(**kwargs)
 
 
@@ -357,7 +357,7 @@ def _from_target(target: Any, kwargs: dict[str, Any], params: Any) -> Loss:
         raise SpecError(f"`_target_` must name a losslab Loss class; got {target!r}", spec=target)
     try:
         if obj.input_kind == "none":
-            return obj(params, **kwargs)
+            return obj(params, **kwargs)  # type: ignore[call-arg]
         return obj(**kwargs)
     except (TypeError, ValueError) as exc:
         raise SpecError(str(exc), spec=target) from exc

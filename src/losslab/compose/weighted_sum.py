@@ -147,7 +147,7 @@ class WeightedSum(Loss):
 
         return sum_to_spec(self)
 
-    def to_dict(self) -> dict[str, Any]:  # type: ignore[override]
+    def to_dict(self) -> dict[str, Any]:
         from losslab.compose.spec import term_to_dict
 
         return {

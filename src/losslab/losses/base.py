@@ -12,7 +12,6 @@ import math
 import numbers
 from typing import Any, Callable, ClassVar, Optional
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["Loss"]

@@ -42,7 +42,7 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = (
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
 )
 
-ParamFilter = Callable[[str, nn.Parameter], bool]
+ParamFilter = Callable[[str, Tensor], bool]
 Params = Union[nn.Module, Iterable[Tensor], Iterable[tuple[str, Tensor]]]
 
 
@@ -75,12 +75,12 @@ def select_parameters(
             for module in source.modules():
                 if isinstance(module, NORM_LAYERS):
                     norm_params.update(id(p) for p in module.parameters(recurse=False))
-        for name, p in source.named_parameters():
-            if not p.requires_grad or id(p) in norm_params:
+        for name, param in source.named_parameters():
+            if not param.requires_grad or id(param) in norm_params:
                 continue
             if exclude_bias and name.rsplit(".", 1)[-1] == "bias":
                 continue
-            pairs.append((name, p))
+            pairs.append((name, param))
     elif isinstance(source, Tensor):
         fail(fn, "params", "be a module or an iterable of tensors (wrap one tensor in a list)", "a single Tensor", kind=TypeError, raw_got=True)
     elif isinstance(source, Iterable):
@@ -97,9 +97,9 @@ def select_parameters(
     else:
         fail(fn, "params", "be a module or an iterable of tensors", type(source).__name__, kind=TypeError, raw_got=True)
     seen: set[int] = set()
-    out = []
+    out: list[tuple[str, Tensor]] = []
     for name, p in pairs:
-        if id(p) in seen or (filter is not None and not filter(name, p)):  # type: ignore[arg-type]
+        if id(p) in seen or (filter is not None and not filter(name, p)):
             continue
         if not p.is_floating_point():
             fail(fn, "params", "hold floating-point tensors", f"{name} of dtype {p.dtype}", kind=TypeError, raw_got=True)
