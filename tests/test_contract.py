@@ -258,9 +258,7 @@ def test_signature_parity(case: Case) -> None:
             continue
         assert p.kind is p.KEYWORD_ONLY, f"{case.module.__name__}({name}) must be keyword-only"
         assert name in kw_only, f"{case.module.__name__} takes {name!r}, {case.function.__name__} does not"
-        assert p.default == kw_only[name].default or (
-            isinstance(p.default, str) is False and p.default is kw_only[name].default
-        ), f"default of {name!r} differs"
+        assert p.default == kw_only[name].default, f"default of {name!r} differs"
     per_call = set(kw_only) - set(init_params)
     assert per_call <= {"sample_weight", "mask", "group", "var"}, per_call
     assert list(kw_only)[-1] == "reduction", "reduction comes last"
