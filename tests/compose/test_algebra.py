@@ -164,3 +164,9 @@ def test_custom_subclass_composes() -> None:
     torch.testing.assert_close(out.components["tiny"], 2.0 * (pred - target).abs().mean())
     with pytest.raises(ValueError, match=r"`loss` must be a registered loss class; got Tiny"):
         total.to_spec()
+
+
+def test_extra_positional_inputs_refused() -> None:
+    pred, target = _data(9)
+    with pytest.raises(TypeError, match=r"pass further inputs by keyword"):
+        (MSELoss() + MSELoss())(pred, target, target)

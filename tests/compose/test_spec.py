@@ -15,6 +15,8 @@ from torch import nn
 
 import losslab
 from losslab import MSELoss, SpecError, WeightedSum, parse
+from tests.cases import CASES
+from tests.cases._base import generator, split_kwargs
 
 
 def test_parse_single_term_returns_the_module() -> None:
@@ -209,13 +211,15 @@ def _hydra_instantiate(config: dict[str, Any]) -> Any:
 @pytest.mark.parametrize("entry", [e for e in losslab.entries() if e.input_kind != "none"], ids=lambda e: e.key)
 def test_every_module_builds_from_a_target_dict(entry: Any) -> None:
     path = f"{entry.cls.__module__}.{entry.cls.__qualname__}"
-    default = entry.cls()
+    case = CASES[entry.key]
+    init, _ = split_kwargs(case.module, case.samples(generator(0))[0].kwargs)
+    default = entry.cls(**init)
     kwargs = default.to_dict().get("options", {})
     for built in (_hydra_instantiate({"_target_": path, **kwargs}), parse({"_target_": path, **kwargs})):
         assert type(built) is entry.cls
         assert built.to_spec() == default.to_spec()
     short = f"losslab.{entry.cls.__name__}"
-    assert type(parse({"_target_": short})) is entry.cls
+    assert type(parse({"_target_": short, **kwargs})) is entry.cls
 
 
 def test_target_dict_for_penalty_takes_params() -> None:

@@ -368,6 +368,8 @@ def _literal_repr(value: Any, owner: Loss, name: str) -> str:
     if value is None or isinstance(value, (bool, str, int)):
         return repr(value)
     if isinstance(value, float):
+        if math.isinf(value):  # `inf` is not a literal; 1e999 parses back to it
+            return "1e999" if value > 0 else "-1e999"
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_literal_repr(v, owner, name) for v in value) + "]"

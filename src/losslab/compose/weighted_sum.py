@@ -104,6 +104,12 @@ class WeightedSum(Loss):
         return all(t.pointwise for t in self.term_modules.values())
 
     def evaluate(self, *inputs: Tensor, **kwargs: Any) -> LossOutput:
+        if len(inputs) > 2:
+            raise TypeError(
+                "WeightedSum(): takes (pred, target) positionally; pass further inputs by keyword "
+                f"(for example var=...) so they reach the terms that accept them; got {len(inputs)} "
+                "positional inputs."
+            )
         used: set[str] = set()
         components: dict[str, Tensor] = {}
         for name, term in self.term_modules.items():

@@ -1,0 +1,1 @@
+"""Private autograd.Function classes: analytic backward passes behind the public loss functions."""
