@@ -33,7 +33,9 @@ def step_fn(loss_fn: Callable[..., torch.Tensor], x: torch.Tensor, *rest: object
     return step
 
 
-def time_round_robin(steps: dict[str, Step], rounds: int = 15, block_ms: float = 25.0) -> dict[str, tuple[float, float]]:
+def time_round_robin(
+    steps: dict[str, Step], rounds: int = 15, block_ms: float = 25.0
+) -> dict[str, tuple[float, float]]:
     """name -> (median seconds per call, relative spread (max-min)/median)."""
     torch.set_num_threads(2)
     sizes: dict[str, int] = {}
@@ -88,7 +90,11 @@ def peak_in_subprocess(script: str, case: str, impl: str) -> int:
     """Run ``script --peak CASE IMPL`` in a fresh process with the mmap threshold set."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     out = subprocess.run(
-        [sys.executable, script, "--peak", case, impl], env=env, capture_output=True, text=True, check=True
+        [sys.executable, script, "--peak", case, impl],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak"])
 

@@ -40,7 +40,8 @@ def test_usage_error_exit_2() -> None:
 def test_console_script_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "from losslab.cli import run; run()", "list", "-f", "json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0
     assert json.loads(out.stdout)

@@ -62,7 +62,9 @@ def _clone(x: Any, dtype: torch.dtype | None = None, grad: bool = False) -> Any:
     return x
 
 
-def _call(case: Case, sample: Sample, reduction: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+def _call(
+    case: Case, sample: Sample, reduction: str, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     args = tuple(_clone(a, dtype) for a in sample.args)
     kwargs = {k: _clone(v, dtype) for k, v in sample.kwargs.items()}
     return case.function(*args, **kwargs, reduction=reduction)
@@ -145,10 +147,14 @@ def test_batch_split_invariance(case: Case, index: int) -> None:
 
         init, call = split_kwargs(case.module, sample.kwargs)
         args = tuple(take(a) for a in sample.args)
-        return case.function(*args, **init, **{k: take(v) for k, v in call.items()}, reduction="sum")
+        return case.function(
+            *args, **init, **{k: take(v) for k, v in call.items()}, reduction="sum"
+        )
 
     whole = _call(case, sample, "sum")
-    torch.testing.assert_close(part(slice(0, cut)) + part(slice(cut, n)), whole, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        part(slice(0, cut)) + part(slice(cut, n)), whole, rtol=1e-10, atol=1e-12
+    )
 
 
 # ------------------------------------------------------------------------------ numerics
@@ -176,8 +182,10 @@ def test_fp16_inputs(case: Case, index: int) -> None:
     half = _call(case, sample, "mean", dtype=torch.float16)
     assert half.dtype == torch.float16, "half inputs give a half loss, as torch's losses do"
     # The same inputs, rounded to fp16 then computed in float32: the loss works in float32.
-    rounded = Sample(tuple(_clone(a, torch.float16) for a in sample.args),
-                     {k: _clone(v, torch.float16) for k, v in sample.kwargs.items()})
+    rounded = Sample(
+        tuple(_clone(a, torch.float16) for a in sample.args),
+        {k: _clone(v, torch.float16) for k, v in sample.kwargs.items()},
+    )
     ref = _call(case, rounded, "mean", dtype=torch.float32)
     assert torch.isfinite(half)
     torch.testing.assert_close(half.float(), ref, rtol=case.low_precision_rtol, atol=1e-3)
@@ -188,8 +196,10 @@ def test_bf16_autocast(case: Case, index: int) -> None:
     sample = _samples(case)[index]
     if not sample.low_precision:
         pytest.skip("sample is not meaningful in half precision")
-    rounded = Sample(tuple(_clone(a, torch.bfloat16) for a in sample.args),
-                     {k: _clone(v, torch.bfloat16) for k, v in sample.kwargs.items()})
+    rounded = Sample(
+        tuple(_clone(a, torch.bfloat16) for a in sample.args),
+        {k: _clone(v, torch.bfloat16) for k, v in sample.kwargs.items()},
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = _call(case, rounded, "mean")
     assert got.dtype == torch.float32, "under autocast a loss is float32, as torch's are"
@@ -204,7 +214,9 @@ def test_error_inputs(case: Case, index: int) -> None:
     with pytest.raises(err.exc) as info:
         case.function(*err.args, **err.kwargs)
     assert type(info.value) is err.exc
-    assert re.search(err.match, str(info.value)), f"message {str(info.value)!r} does not match {err.match!r}"
+    assert re.search(err.match, str(info.value)), (
+        f"message {str(info.value)!r} does not match {err.match!r}"
+    )
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
@@ -257,7 +269,9 @@ def test_signature_parity(case: Case) -> None:
         if name == "self":
             continue
         assert p.kind is p.KEYWORD_ONLY, f"{case.module.__name__}({name}) must be keyword-only"
-        assert name in kw_only, f"{case.module.__name__} takes {name!r}, {case.function.__name__} does not"
+        assert name in kw_only, (
+            f"{case.module.__name__} takes {name!r}, {case.function.__name__} does not"
+        )
         assert p.default == kw_only[name].default, f"default of {name!r} differs"
     per_call = set(kw_only) - set(init_params)
     assert per_call <= {"sample_weight", "mask", "group", "var"}, per_call
@@ -270,8 +284,12 @@ def test_metadata(case: Case) -> None:
     cls = case.module
     assert cls.input_kind in ("logits", "probs", "values", "scores")
     first = next(iter(inspect.signature(case.function).parameters))
-    expected = {"logits": "logits", "probs": "probs", "values": "pred", "scores": "scores"}[cls.input_kind]
-    assert first == expected, f"first argument of {case.function.__name__} must be named {expected!r}"
+    expected = {"logits": "logits", "probs": "probs", "values": "pred", "scores": "scores"}[
+        cls.input_kind
+    ]
+    assert first == expected, (
+        f"first argument of {case.function.__name__} must be named {expected!r}"
+    )
     assert cls.__doc__ and case.function.__doc__ and ">>>" in case.function.__doc__
 
 

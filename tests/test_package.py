@@ -56,7 +56,9 @@ def test_registry_refuses_duplicates_and_bad_keys() -> None:
 
         key = "mse"
 
-    with pytest.raises(ValueError, match=r"`key` must be unique; got 'mse', already used by MSELoss"):
+    with pytest.raises(
+        ValueError, match=r"`key` must be unique; got 'mse', already used by MSELoss"
+    ):
         register(Dup)
 
     class Bad(Loss):
@@ -82,7 +84,11 @@ def test_registry_refuses_duplicates_and_bad_keys() -> None:
 
 def test_entries_metadata() -> None:
     for e in losslab.entries():
-        assert e.summary and e.family and e.input_kind in ("logits", "probs", "values", "scores", "none")
+        assert (
+            e.summary
+            and e.family
+            and e.input_kind in ("logits", "probs", "values", "scores", "none")
+        )
         assert e.to_dict()["key"] == e.key
         assert not e.summary.endswith(".")
 
@@ -99,7 +105,10 @@ def test_modules_hold_no_function_logic() -> None:
 def test_error_template() -> None:
     with pytest.raises(ValueError) as info:
         fail("focal_loss", "target", "have the same shape as `logits` (8, 3)", torch.Size([8]))
-    assert str(info.value) == "focal_loss(): `target` must have the same shape as `logits` (8, 3); got (8,)."
+    assert (
+        str(info.value)
+        == "focal_loss(): `target` must have the same shape as `logits` (8, 3); got (8,)."
+    )
 
 
 def test_check_choice_is_type_aware() -> None:
@@ -122,12 +131,21 @@ def test_check_float() -> None:
 
 
 def test_check_range_and_class_ids() -> None:
-    with pytest.raises(ValueError, match=r"`t` must have values in \[0, 1\]; got 2 value\(s\) outside, e.g. 1.5"):
+    with pytest.raises(
+        ValueError, match=r"`t` must have values in \[0, 1\]; got 2 value\(s\) outside, e.g. 1.5"
+    ):
         check_range("f", "t", torch.tensor([0.0, 1.5, -1.0]), low=0.0, high=1.0)
     check_range("f", "t", torch.tensor([0.0, 1.5]), low=0.0, high=1.0, validate=False)
-    check_range("f", "t", torch.tensor([0.5, 255.0]), low=0.0, high=1.0, mask=torch.tensor([True, False]))
-    with pytest.raises(ValueError, match=r"class ids in \[0, 3\); got 1 id\(s\) outside, e.g. 255. Set ignore_index=255"):
-        check_class_ids("f", "target", torch.tensor([0, 2, 255]), 3, ignore_index=None, validate=True)
+    check_range(
+        "f", "t", torch.tensor([0.5, 255.0]), low=0.0, high=1.0, mask=torch.tensor([True, False])
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"class ids in \[0, 3\); got 1 id\(s\) outside, e.g. 255. Set ignore_index=255",
+    ):
+        check_class_ids(
+            "f", "target", torch.tensor([0, 2, 255]), 3, ignore_index=None, validate=True
+        )
     check_class_ids("f", "target", torch.tensor([0, 2, 255]), 3, ignore_index=255, validate=True)
 
 

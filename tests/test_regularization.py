@@ -121,21 +121,77 @@ def test_half_parameters_accumulate_in_float32() -> None:
 @pytest.mark.parametrize(
     ("call", "exc", "match"),
     [
-        (lambda: l2_penalty(nn.Linear(2, 2)), TypeError, r"l2_penalty\(\): `params` must be an iterable of tensors"),
+        (
+            lambda: l2_penalty(nn.Linear(2, 2)),
+            TypeError,
+            r"l2_penalty\(\): `params` must be an iterable of tensors",
+        ),
         (lambda: l2_penalty(torch.ones(2)), TypeError, r"`params` must be an iterable of tensors"),
-        (lambda: l2_penalty([torch.ones(2, dtype=torch.long)]), TypeError, r"`params` must hold floating-point tensors"),
-        (lambda: l1_penalty([1.0]), TypeError, r"`params` must hold floating-point tensors; got item 0 of type float"),
-        (lambda: l2_penalty([torch.ones(2)], reduction="none"), ValueError, r"`reduction` must be one of 'sum' \| 'mean'; got 'none'"),
-        (lambda: elastic_net_penalty([torch.ones(2)], l1_ratio=1.5), ValueError, r"`l1_ratio` must be in \[0, 1\]; got 1.5"),
-        (lambda: L2Penalty(torch.ones(3)), TypeError, r"L2Penalty\(\): `params` must be a module or an iterable of tensors \(wrap one tensor in a list\)"),
-        (lambda: L2Penalty(3), TypeError, r"`params` must be a module or an iterable of tensors; got int"),
-        (lambda: L2Penalty([("w", 3)]), TypeError, r"`params` must hold tensors or \(name, tensor\) pairs"),
-        (lambda: L2Penalty(nn.Linear(2, 2), filter="fc"), TypeError, r"`filter` must be a callable"),
-        (lambda: L2Penalty(nn.Linear(2, 2), exclude_bias="no"), TypeError, r"`exclude_bias` and `exclude_norm` must be bools"),
-        (lambda: ElasticNetPenalty(nn.Linear(2, 2), l1_ratio=-0.1), ValueError, r"`l1_ratio` must be in \[0, 1\]"),
-        (lambda: L1Penalty(nn.Linear(2, 2), reduction="mean_"), ValueError, r"Did you mean 'mean'\?"),
-        (lambda: L2Penalty(nn.Linear(2, 2))(reduction="sum"), TypeError, r"takes no keyword arguments per call"),
-        (lambda: L2Penalty([torch.ones(2, dtype=torch.int32)]), TypeError, r"`params` must hold floating-point tensors"),
+        (
+            lambda: l2_penalty([torch.ones(2, dtype=torch.long)]),
+            TypeError,
+            r"`params` must hold floating-point tensors",
+        ),
+        (
+            lambda: l1_penalty([1.0]),
+            TypeError,
+            r"`params` must hold floating-point tensors; got item 0 of type float",
+        ),
+        (
+            lambda: l2_penalty([torch.ones(2)], reduction="none"),
+            ValueError,
+            r"`reduction` must be one of 'sum' \| 'mean'; got 'none'",
+        ),
+        (
+            lambda: elastic_net_penalty([torch.ones(2)], l1_ratio=1.5),
+            ValueError,
+            r"`l1_ratio` must be in \[0, 1\]; got 1.5",
+        ),
+        (
+            lambda: L2Penalty(torch.ones(3)),
+            TypeError,
+            r"L2Penalty\(\): `params` must be a module or an iterable of tensors \(wrap one tensor in a list\)",
+        ),
+        (
+            lambda: L2Penalty(3),
+            TypeError,
+            r"`params` must be a module or an iterable of tensors; got int",
+        ),
+        (
+            lambda: L2Penalty([("w", 3)]),
+            TypeError,
+            r"`params` must hold tensors or \(name, tensor\) pairs",
+        ),
+        (
+            lambda: L2Penalty(nn.Linear(2, 2), filter="fc"),
+            TypeError,
+            r"`filter` must be a callable",
+        ),
+        (
+            lambda: L2Penalty(nn.Linear(2, 2), exclude_bias="no"),
+            TypeError,
+            r"`exclude_bias` and `exclude_norm` must be bools",
+        ),
+        (
+            lambda: ElasticNetPenalty(nn.Linear(2, 2), l1_ratio=-0.1),
+            ValueError,
+            r"`l1_ratio` must be in \[0, 1\]",
+        ),
+        (
+            lambda: L1Penalty(nn.Linear(2, 2), reduction="mean_"),
+            ValueError,
+            r"Did you mean 'mean'\?",
+        ),
+        (
+            lambda: L2Penalty(nn.Linear(2, 2))(reduction="sum"),
+            TypeError,
+            r"takes no keyword arguments per call",
+        ),
+        (
+            lambda: L2Penalty([torch.ones(2, dtype=torch.int32)]),
+            TypeError,
+            r"`params` must hold floating-point tensors",
+        ),
     ],
 )
 def test_errors(call, exc, match) -> None:  # type: ignore[no-untyped-def]

@@ -184,7 +184,11 @@ def check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> Any:
         if value is choice or (type(value) is type(choice) and value == choice):
             return value
     options = " | ".join(repr(c) for c in choices)
-    hint = suggest(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else None
+    hint = (
+        suggest(value, [c for c in choices if isinstance(c, str)])
+        if isinstance(value, str)
+        else None
+    )
     fail(fn, name, f"be one of {options}", value, hint=hint)
 
 
@@ -205,9 +209,8 @@ def check_float(
     value = float(value)
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
         fail(fn, name, "be a finite number", value)
-    bad = (
-        (low is not None and (value < low or (low_open and value == low)))
-        or (high is not None and (value > high or (high_open and value == high)))
+    bad = (low is not None and (value < low or (low_open and value == low))) or (
+        high is not None and (value > high or (high_open and value == high))
     )
     if bad:
         lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
@@ -293,7 +296,14 @@ def check_ignore_index(fn: str, ignore_index: Any) -> Optional[int]:
     if ignore_index is None:
         return None
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        fail(fn, "ignore_index", "be an int or None", type(ignore_index).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "ignore_index",
+            "be an int or None",
+            type(ignore_index).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     return ignore_index
 
 
@@ -338,9 +348,23 @@ def as_class_weight(
             device=ref.device if ref is not None else None,
         )
     if not isinstance(weight, Tensor):
-        fail(fn, name, "be a 1-D tensor or a sequence of numbers", type(weight).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            name,
+            "be a 1-D tensor or a sequence of numbers",
+            type(weight).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     if not weight.is_floating_point():
-        fail(fn, name, "be a floating-point tensor", f"dtype {fmt(weight.dtype)}", kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            name,
+            "be a floating-point tensor",
+            f"dtype {fmt(weight.dtype)}",
+            kind=TypeError,
+            raw_got=True,
+        )
     if weight.dim() != 1 or (num_classes is not None and weight.shape[0] != num_classes):
         expected = f"have shape (C,) = ({num_classes},)" if num_classes is not None else "be 1-D"
         fail(fn, name, expected, tuple(weight.shape), raw_got=True)

@@ -46,7 +46,9 @@ def output_dtype(x: Tensor) -> torch.dtype:
             enabled = torch.is_autocast_enabled(device_type)
         except TypeError:  # torch < 2.4 has no device_type argument
             enabled = (
-                torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+                torch.is_autocast_cpu_enabled()
+                if device_type == "cpu"
+                else torch.is_autocast_enabled()
             )
         return torch.float32 if enabled else x.dtype
     return x.dtype

@@ -119,4 +119,3 @@ def _unregister(key: str) -> None:
     if cls is not None:
         for alias in cls.aliases:
             _ALIASES.pop(alias, None)
-

@@ -67,7 +67,9 @@ class Case:
         return fn
 
 
-def split_kwargs(module: type[Loss], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_kwargs(
+    module: type[Loss], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(constructor kwargs, per-call kwargs) of a sample for the module form."""
     init = set(inspect.signature(module.__init__).parameters)
     return (

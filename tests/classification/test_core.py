@@ -31,11 +31,15 @@ def test_bce_hand_values() -> None:
     zero, one = torch.zeros(1), torch.ones(1)
     assert bce_with_logits_loss(zero, one).item() == pytest.approx(LOG2)
     assert bce_with_logits_loss(zero, one, pos_weight=3.0).item() == pytest.approx(3 * LOG2)
-    assert bce_with_logits_loss(zero, zero, pos_weight=3.0).item() == pytest.approx(LOG2)  # negatives unweighted
+    assert bce_with_logits_loss(zero, zero, pos_weight=3.0).item() == pytest.approx(
+        LOG2
+    )  # negatives unweighted
     # Keras' smoothing: y' = y (1 - eps) + eps / 2 = 0.9 for y = 1, eps = 0.2.
     x = torch.tensor([2.0], dtype=F64)
     want = 0.9 * math.log1p(math.exp(-2.0)) + 0.1 * math.log1p(math.exp(2.0))
-    assert bce_with_logits_loss(x, torch.ones(1, dtype=F64), label_smoothing=0.2).item() == pytest.approx(want, rel=1e-12)
+    assert bce_with_logits_loss(
+        x, torch.ones(1, dtype=F64), label_smoothing=0.2
+    ).item() == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -45,7 +49,9 @@ def test_bce_matches_torch_2d(reduction: str) -> None:
     y = torch.rand(7, 3, generator=g, dtype=F64)
     pw = torch.tensor([0.5, 2.0, 4.0], dtype=F64)
     want = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw, reduction=reduction)
-    torch.testing.assert_close(bce_with_logits_loss(x, y, pos_weight=pw, reduction=reduction), want, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        bce_with_logits_loss(x, y, pos_weight=pw, reduction=reduction), want, rtol=1e-12, atol=1e-14
+    )
 
 
 def test_bce_pos_weight_aligns_with_dim1_not_the_last_dim() -> None:
@@ -55,7 +61,9 @@ def test_bce_pos_weight_aligns_with_dim1_not_the_last_dim() -> None:
     pw = torch.tensor([0.2, 1.0, 5.0], dtype=F64)
     got = bce_with_logits_loss(x, y, pos_weight=pw)
     along_dim1 = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw.view(3, 1, 1))
-    torch_default = F.binary_cross_entropy_with_logits(x, y, pos_weight=pw)  # silently aligns with W
+    torch_default = F.binary_cross_entropy_with_logits(
+        x, y, pos_weight=pw
+    )  # silently aligns with W
     torch.testing.assert_close(got, along_dim1, rtol=1e-12, atol=0)
     assert not torch.allclose(got, torch_default)
 
@@ -65,22 +73,37 @@ def test_bce_auto_pos_weight_hand_computed() -> None:
     y = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0], [0.0, -1.0]], dtype=F64)
     # class 0: 1 positive, 3 negatives -> 3; class 1 (one ignored): 2 positives, 1 negative -> 1/2
     auto = bce_with_logits_loss(x, y, pos_weight="auto", ignore_index=-1, label_smoothing=0.1)
-    explicit = bce_with_logits_loss(x, y, pos_weight=[3.0, 0.5], ignore_index=-1, label_smoothing=0.1)
-    torch.testing.assert_close(auto, explicit.to(F64), rtol=1e-7, atol=0)  # the list becomes float32
-    flat_x, flat_y = torch.tensor([0.1, -0.2, 0.3, 0.4, -0.5]), torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])
-    torch.testing.assert_close(bce_with_logits_loss(flat_x, flat_y, pos_weight="auto"), bce_with_logits_loss(flat_x, flat_y, pos_weight=4.0))
+    explicit = bce_with_logits_loss(
+        x, y, pos_weight=[3.0, 0.5], ignore_index=-1, label_smoothing=0.1
+    )
+    torch.testing.assert_close(
+        auto, explicit.to(F64), rtol=1e-7, atol=0
+    )  # the list becomes float32
+    flat_x, flat_y = (
+        torch.tensor([0.1, -0.2, 0.3, 0.4, -0.5]),
+        torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0]),
+    )
+    torch.testing.assert_close(
+        bce_with_logits_loss(flat_x, flat_y, pos_weight="auto"),
+        bce_with_logits_loss(flat_x, flat_y, pos_weight=4.0),
+    )
 
 
 def test_bce_auto_degenerate_classes_get_one() -> None:
     x = torch.randn(5, 3, generator=_gen(3))
     y = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]] + [[1.0, 0.0, 0.0]] * 3)
     # class 0: no negative; class 1: no positive; class 2: 1 positive, 4 negatives
-    torch.testing.assert_close(bce_with_logits_loss(x, y, pos_weight="auto"), bce_with_logits_loss(x, y, pos_weight=[1.0, 1.0, 4.0]))
+    torch.testing.assert_close(
+        bce_with_logits_loss(x, y, pos_weight="auto"),
+        bce_with_logits_loss(x, y, pos_weight=[1.0, 1.0, 4.0]),
+    )
 
 
 def test_bce_auto_is_detached_and_gradients_match_explicit() -> None:
     x = torch.randn(6, 2, generator=_gen(4), requires_grad=True)
-    y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]], requires_grad=True)
+    y = torch.tensor(
+        [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0]], requires_grad=True
+    )
     auto = bce_with_logits_loss(x, y, pos_weight="auto")
     ga = torch.autograd.grad(auto, [x, y])
     explicit = bce_with_logits_loss(x, y, pos_weight=[2.0, 2.0])
@@ -121,9 +144,16 @@ def test_bce_extremes_are_exact_in_float32() -> None:
     y = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     loss = bce_with_logits_loss(x, y, reduction="none")
     want = torch.tensor([1e4, 0.0, 0.0, 1e4, math.exp(-30.0), math.exp(-30.0)])
-    torch.testing.assert_close(loss, want, rtol=1e-6, atol=0)  # torch's (1 - y) x + ... form gives 0 for exp(-30)
+    torch.testing.assert_close(
+        loss, want, rtol=1e-6, atol=0
+    )  # torch's (1 - y) x + ... form gives 0 for exp(-30)
     (grad,) = torch.autograd.grad(loss.sum(), x)
-    torch.testing.assert_close(grad, torch.tensor([1.0, 0.0, 0.0, -1.0, math.exp(-30.0), -math.exp(-30.0)]), rtol=1e-5, atol=0)
+    torch.testing.assert_close(
+        grad,
+        torch.tensor([1.0, 0.0, 0.0, -1.0, math.exp(-30.0), -math.exp(-30.0)]),
+        rtol=1e-5,
+        atol=0,
+    )
 
 
 def test_bce_soft_target_gradient_matches_torch() -> None:
@@ -131,7 +161,9 @@ def test_bce_soft_target_gradient_matches_torch() -> None:
     x = torch.randn(5, 2, generator=g, dtype=F64)
     y = torch.rand(5, 2, generator=g, dtype=F64, requires_grad=True)
     ours = torch.autograd.grad(bce_with_logits_loss(x, y, pos_weight=[1.5, 0.5]), y)[0]
-    theirs = torch.autograd.grad(F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.tensor([1.5, 0.5], dtype=F64)), y)[0]
+    theirs = torch.autograd.grad(
+        F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.tensor([1.5, 0.5], dtype=F64)), y
+    )[0]
     torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-12)
 
 
@@ -145,7 +177,9 @@ def test_bce_module_stores_pos_weight() -> None:
     assert BCEWithLogitsLoss(pos_weight=2).pos_weight == 2.0
     for module in (listed, auto):
         assert losslab.parse(module.to_spec()).to_spec() == module.to_spec()
-    with pytest.raises(ValueError, match=r"BCEWithLogitsLoss\(\): `pos_weight` .*Did you mean 'auto'\?"):
+    with pytest.raises(
+        ValueError, match=r"BCEWithLogitsLoss\(\): `pos_weight` .*Did you mean 'auto'\?"
+    ):
         BCEWithLogitsLoss(pos_weight="Auto")
     with pytest.raises(ValueError, match=r"`ignore_index` must be None or an int outside \[0, 1\]"):
         BCEWithLogitsLoss(ignore_index=0)
@@ -171,7 +205,8 @@ def test_bce_probs_gradcheck_inside() -> None:
     y = torch.rand(4, 3, generator=g, dtype=F64, requires_grad=True)
     sw = torch.rand(4, generator=g, dtype=F64)
     assert torch.autograd.gradcheck(
-        lambda p_, y_: bce_probs_loss(p_, y_, label_smoothing=0.1, sample_weight=sw, eps=1e-3), (p, y)
+        lambda p_, y_: bce_probs_loss(p_, y_, label_smoothing=0.1, sample_weight=sw, eps=1e-3),
+        (p, y),
     )
 
 
@@ -192,7 +227,9 @@ def test_bce_probs_gradient_at_exact_0_and_1(eps: float, dtype: torch.dtype) -> 
     y = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=dtype)
     loss = bce_probs_loss(p, y, eps=eps, reduction="none")
     assert torch.isfinite(loss).all()
-    torch.testing.assert_close(loss, torch.tensor([0.0, -math.log(eps), -math.log(eps), 0.0], dtype=dtype))
+    torch.testing.assert_close(
+        loss, torch.tensor([0.0, -math.log(eps), -math.log(eps), 0.0], dtype=dtype)
+    )
     (grad,) = torch.autograd.grad(loss.sum(), p)
     # The floor eps (1 - eps) bounds |grad| by 1 / (eps (1 - eps)) = (1/eps)(1 + eps + eps^2 + ...):
     # for eps = 1e-6 that is 1/eps * (1 + 1e-6) up to the eps^2 = 1e-12 term (visible in float64).
@@ -262,10 +299,30 @@ def _ce_cases(g: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor, dict
     soft = torch.softmax(torch.randn(6, 4, generator=g, dtype=F64), 1)
     return [
         (torch.randn(6, 4, generator=g, dtype=F64), torch.randint(0, 4, (6,), generator=g), {}, {}),
-        (torch.randn(6, 4, generator=g, dtype=F64), torch.randint(0, 4, (6,), generator=g), {"class_weight": w, "label_smoothing": 0.2}, {"weight": w, "label_smoothing": 0.2}),
-        (torch.randn(2, 4, 3, 5, generator=g, dtype=F64), ids4d, {"class_weight": w, "ignore_index": 255, "label_smoothing": 0.1}, {"weight": w, "ignore_index": 255, "label_smoothing": 0.1}),
-        (torch.randn(6, 4, generator=g, dtype=F64), soft, {"class_weight": w, "label_smoothing": 0.3}, {"weight": w, "label_smoothing": 0.3}),
-        (torch.randn(2, 4, 7, generator=g, dtype=F64), torch.rand(2, 4, 7, generator=g, dtype=F64), {}, {}),
+        (
+            torch.randn(6, 4, generator=g, dtype=F64),
+            torch.randint(0, 4, (6,), generator=g),
+            {"class_weight": w, "label_smoothing": 0.2},
+            {"weight": w, "label_smoothing": 0.2},
+        ),
+        (
+            torch.randn(2, 4, 3, 5, generator=g, dtype=F64),
+            ids4d,
+            {"class_weight": w, "ignore_index": 255, "label_smoothing": 0.1},
+            {"weight": w, "ignore_index": 255, "label_smoothing": 0.1},
+        ),
+        (
+            torch.randn(6, 4, generator=g, dtype=F64),
+            soft,
+            {"class_weight": w, "label_smoothing": 0.3},
+            {"weight": w, "label_smoothing": 0.3},
+        ),
+        (
+            torch.randn(2, 4, 7, generator=g, dtype=F64),
+            torch.rand(2, 4, 7, generator=g, dtype=F64),
+            {},
+            {},
+        ),
     ]
 
 
@@ -289,10 +346,14 @@ def test_ce_hand_values_and_sample_weight() -> None:
     w = torch.tensor([1.0, 2.0, 1.0, 4.0], dtype=F64)
     sw = torch.tensor([3.0, 1.0], dtype=F64)
     # sum_i s_i w_{y_i} log 4 / sum_i s_i w_{y_i} = log 4 for uniform logits
-    assert cross_entropy_loss(logits, target, class_weight=w, sample_weight=sw).item() == pytest.approx(math.log(4))
+    assert cross_entropy_loss(
+        logits, target, class_weight=w, sample_weight=sw
+    ).item() == pytest.approx(math.log(4))
     logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]], dtype=F64)
     nll0 = math.log1p(math.exp(-2.0))
-    got = cross_entropy_loss(logits, torch.tensor([0, 1]), sample_weight=torch.tensor([3.0, 1.0], dtype=F64))
+    got = cross_entropy_loss(
+        logits, torch.tensor([0, 1]), sample_weight=torch.tensor([3.0, 1.0], dtype=F64)
+    )
     assert got.item() == pytest.approx((3 * nll0 + LOG2) / 4, rel=1e-12)
 
 
@@ -311,7 +372,9 @@ def test_ce_ignore_255_with_narrow_integer_dtypes() -> None:
     target = torch.tensor([[0, 255], [2, 1], [255, 255], [1, 0]])
     want = F.cross_entropy(logits, target, ignore_index=255)
     for dtype in (torch.uint8, torch.int32, torch.int64):
-        torch.testing.assert_close(cross_entropy_loss(logits, target.to(dtype), ignore_index=255), want, rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            cross_entropy_loss(logits, target.to(dtype), ignore_index=255), want, rtol=1e-12, atol=0
+        )
     with pytest.raises(ValueError, match=r"Set ignore_index=255"):
         cross_entropy_loss(logits, target)
 
@@ -336,9 +399,13 @@ def test_ce_keeps_no_log_softmax_or_one_hot_for_backward() -> None:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = cross_entropy_loss(logits, target, class_weight=torch.rand(c), ignore_index=255, label_smoothing=0.1)
+        loss = cross_entropy_loss(
+            logits, target, class_weight=torch.rand(c), ignore_index=255, label_smoothing=0.1
+        )
     big = [t for t in saved if t.numel() >= n * c]
-    assert big and all(t.data_ptr() == logits.data_ptr() for t in big), [tuple(t.shape) for t in big]
+    assert big and all(t.data_ptr() == logits.data_ptr() for t in big), [
+        tuple(t.shape) for t in big
+    ]
     loss.backward()
 
 
@@ -351,17 +418,27 @@ def test_ce_large_logits_float32() -> None:
 
 
 def test_ce_registry_and_module() -> None:
-    assert losslab.lookup("cross_entropy") is CrossEntropyLoss and losslab.lookup("ce") is CrossEntropyLoss
+    assert (
+        losslab.lookup("cross_entropy") is CrossEntropyLoss
+        and losslab.lookup("ce") is CrossEntropyLoss
+    )
     module = CrossEntropyLoss(class_weight=[1.0, 2.0, 0.5], ignore_index=255, label_smoothing=0.1)
     assert "class_weight" in module.state_dict()
     rebuilt = losslab.parse(module.to_spec())
     logits, target = torch.randn(5, 3, generator=_gen(12)), torch.tensor([0, 255, 2, 1, 1])
     torch.testing.assert_close(rebuilt(logits, target), module(logits, target))
-    torch.testing.assert_close(module(logits, target), cross_entropy_loss(logits, target, class_weight=[1.0, 2.0, 0.5], ignore_index=255, label_smoothing=0.1))
+    torch.testing.assert_close(
+        module(logits, target),
+        cross_entropy_loss(
+            logits, target, class_weight=[1.0, 2.0, 0.5], ignore_index=255, label_smoothing=0.1
+        ),
+    )
 
 
 # ============================================================================ Poly-1
-def _paper_poly1(logits: torch.Tensor, labels: torch.Tensor, epsilon: float, smoothing: float) -> torch.Tensor:
+def _paper_poly1(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float, smoothing: float
+) -> torch.Tensor:
     """The paper's Poly-1 (its Listing 1, with label-smoothed one-hot labels), in torch."""
     c = logits.shape[-1]
     one_hot = F.one_hot(labels, c).to(logits.dtype) * (1 - smoothing) + smoothing / c
@@ -377,7 +454,9 @@ def test_poly_matches_the_paper(epsilon: float, smoothing: float) -> None:
     logits = torch.randn(9, 5, generator=g, dtype=F64) * 2
     labels = torch.randint(0, 5, (9,), generator=g)
     got = poly_cross_entropy_loss(logits, labels, epsilon=epsilon, label_smoothing=smoothing)
-    torch.testing.assert_close(got, _paper_poly1(logits, labels, epsilon, smoothing), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        got, _paper_poly1(logits, labels, epsilon, smoothing), rtol=1e-12, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("epsilon", [-1.0, 1.0, 2.5])
@@ -401,7 +480,12 @@ def test_poly_epsilon_zero_is_cross_entropy() -> None:
     logits = torch.randn(4, 3, 6, generator=g, dtype=F64)
     target = torch.randint(0, 3, (4, 6), generator=g)
     target[1, :3] = 255
-    kwargs = {"class_weight": [0.5, 2.0, 1.0], "ignore_index": 255, "label_smoothing": 0.2, "sample_weight": torch.rand(4, generator=g, dtype=F64)}
+    kwargs = {
+        "class_weight": [0.5, 2.0, 1.0],
+        "ignore_index": 255,
+        "label_smoothing": 0.2,
+        "sample_weight": torch.rand(4, generator=g, dtype=F64),
+    }
     for reduction in ("mean", "sum", "none"):
         torch.testing.assert_close(
             poly_cross_entropy_loss(logits, target, epsilon=0.0, reduction=reduction, **kwargs),
@@ -414,7 +498,9 @@ def test_poly_epsilon_zero_is_cross_entropy() -> None:
 def test_poly_module_and_soft_targets_refused() -> None:
     module = PolyCrossEntropyLoss(epsilon=2.0, class_weight=torch.tensor([1.0, 2.0]))
     assert module.epsilon == 2.0 and "class_weight" in module.state_dict()
-    with pytest.raises(ValueError, match=r"PolyCrossEntropyLoss\(\): `epsilon` must be in \[-1, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"PolyCrossEntropyLoss\(\): `epsilon` must be in \[-1, inf\)"
+    ):
         PolyCrossEntropyLoss(epsilon=-2.0)
     with pytest.raises(ValueError, match=r"Pass class ids"):
         module(torch.randn(3, 2), torch.softmax(torch.randn(3, 2), 1))

@@ -104,7 +104,9 @@ def test_keyword_routing() -> None:
     net = nn.Linear(3, 3)
     total = MSELoss() + 1e-3 * losslab.L2Penalty(net)
     out = total.evaluate(pred, target, sample_weight=w)
-    torch.testing.assert_close(out.components["mse"], losslab.functional.mse_loss(pred, target, sample_weight=w))
+    torch.testing.assert_close(
+        out.components["mse"], losslab.functional.mse_loss(pred, target, sample_weight=w)
+    )
     torch.testing.assert_close(out.components["l2"], (net.weight**2).sum())
     with pytest.raises(TypeError, match=r"keyword `mask` is accepted by no term \(mse, l2\)"):
         total(pred, target, mask=torch.ones(8, 3, dtype=torch.bool))
@@ -121,7 +123,9 @@ def test_none_reduction_shapes_must_agree() -> None:
     same = MSELoss(reduction="none") + MSELoss(reduction="none", weight=2.0)
     assert same(pred, target).shape == (8, 3)
     mixed = MSELoss(reduction="none") + MSELoss()
-    with pytest.raises(ValueError, match=r"every term must return the same shape.*mse \(8, 3\), mse_2 \(\)"):
+    with pytest.raises(
+        ValueError, match=r"every term must return the same shape.*mse \(8, 3\), mse_2 \(\)"
+    ):
         mixed(pred, target)
     with pytest.raises(ValueError, match=r"log_dict\(\): `total` must be a scalar"):
         same.evaluate(pred, target).log_dict()
@@ -155,7 +159,9 @@ def test_custom_subclass_composes() -> None:
     class Tiny(Loss):
         """A user's loss written as a plain module."""
 
-        def forward(self, pred: torch.Tensor, target: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        def forward(
+            self, pred: torch.Tensor, target: torch.Tensor, *, scale: float = 1.0
+        ) -> torch.Tensor:
             return scale * (pred - target).abs().mean()
 
     pred, target = _data(8)

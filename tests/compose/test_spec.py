@@ -22,7 +22,7 @@ from tests.cases._base import generator, split_kwargs
 def test_parse_single_term_returns_the_module() -> None:
     loss = parse("mse(weight=2.0)")
     assert type(loss) is MSELoss and loss.weight == 2.0
-    assert parse("  mse ") .to_spec() == "mse"
+    assert parse("  mse ").to_spec() == "mse"
 
 
 def test_parse_weighted_sum() -> None:
@@ -51,7 +51,9 @@ def test_regularizer_needs_params() -> None:
     loss = parse("mse + 1e-4*l2", params=net)
     assert loss.to_spec() == "mse + 0.0001*l2"
     assert loss.term_modules["l2"].parameter_names == ["weight"]
-    with pytest.raises(SpecError, match=r"`l2` regularizes parameters: pass them as parse\(spec, params=model\)"):
+    with pytest.raises(
+        SpecError, match=r"`l2` regularizes parameters: pass them as parse\(spec, params=model\)"
+    ):
         parse("mse + 1e-4*l2")
 
 
@@ -59,13 +61,19 @@ def test_penalty_with_filter_has_no_spec_form() -> None:
     pen = losslab.L2Penalty(nn.Linear(2, 2), filter=lambda name, p: True)
     with pytest.raises(ValueError, match=r"`filter` of L2Penalty has no spec form"):
         pen.to_spec()
-    assert losslab.L2Penalty(nn.Linear(2, 2), exclude_bias=False).to_spec() == "l2(exclude_bias=False)"
+    assert (
+        losslab.L2Penalty(nn.Linear(2, 2), exclude_bias=False).to_spec() == "l2(exclude_bias=False)"
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "match", "position"),
     [
-        ("__import__('os').system('true')", r"only a loss name may be called; got attribute access", 0),
+        (
+            "__import__('os').system('true')",
+            r"only a loss name may be called; got attribute access",
+            0,
+        ),
         ("__import__('os')", r"names must not start with '_'", 0),
         ("__builtins__", r"names must not start with '_'", 0),
         ("mse.__class__", r"attribute access is not allowed", 0),
@@ -98,7 +106,11 @@ def test_penalty_with_filter_has_no_spec_form() -> None:
         ("(" * 300 + "mse" + ")" * 300, r"invalid syntax|nested|cannot be parsed", None),
         ("-" * 5000 + "mse", r"nested|cannot be parsed", None),
         ("+".join(["mse"] * 200), r"nested more than 64 levels", None),
-        ("mse(weight=" + "9" * 5000 + ")", r"invalid syntax|too large|cannot be parsed|weight", None),
+        (
+            "mse(weight=" + "9" * 5000 + ")",
+            r"invalid syntax|too large|cannot be parsed|weight",
+            None,
+        ),
         ("x" * 20000, r"at most 10000 characters", None),
         ("mse\x00", r"NUL", 3),
         ("mse(name='not valid')", r"`name` must be a Python identifier", 0),
@@ -181,15 +193,24 @@ def test_yaml_config() -> None:
         ({"loss": "mse", "weight": float("inf")}, r"`weight` must be a finite number"),
         ({"weight": 1.0}, r"needs a `loss` key"),
         ({"loss": "__import__"}, r"`loss` must be a registry name"),
-        ({"loss": "mse", "options": {"__class__": 1}}, r"option names must be strings not starting with '_'"),
-        ({"loss": "mse", "gamma": 2}, r"takes the keys loss, weight, name and options; got \['gamma'\]"),
+        (
+            {"loss": "mse", "options": {"__class__": 1}},
+            r"option names must be strings not starting with '_'",
+        ),
+        (
+            {"loss": "mse", "gamma": 2},
+            r"takes the keys loss, weight, name and options; got \['gamma'\]",
+        ),
         ({"loss": "mse", "options": [1]}, r"`options` must be a dict; got list"),
         ({"terms": "mse"}, r"`terms` must be a list of term dicts"),
         ({"terms": [], "extra": 1}, r"a dict with `terms` must have no other keys"),
         ({"terms": []}, r"the spec has no loss term"),
         ({"terms": [3]}, r"each entry of `terms` must be a dict or a spec string"),
         ({"loss": "mse", "options": {"bogus": 2}}, r"unexpected keyword argument 'bogus'"),
-        ({"_target_": "os.system", "command": "true"}, r"`_target_` must be an import path inside losslab"),
+        (
+            {"_target_": "os.system", "command": "true"},
+            r"`_target_` must be an import path inside losslab",
+        ),
         ({"_target_": "losslab.__builtins__"}, r"`_target_` must be an import path inside losslab"),
         ({"_target_": "losslab.parse"}, r"`_target_` must name a losslab Loss class"),
         ({"_target_": "losslab.Nope"}, r"`_target_` names nothing importable"),
@@ -208,14 +229,19 @@ def _hydra_instantiate(config: dict[str, Any]) -> Any:
     return getattr(importlib.import_module(module_path), attr)(**config)
 
 
-@pytest.mark.parametrize("entry", [e for e in losslab.entries() if e.input_kind != "none"], ids=lambda e: e.key)
+@pytest.mark.parametrize(
+    "entry", [e for e in losslab.entries() if e.input_kind != "none"], ids=lambda e: e.key
+)
 def test_every_module_builds_from_a_target_dict(entry: Any) -> None:
     path = f"{entry.cls.__module__}.{entry.cls.__qualname__}"
     case = CASES[entry.key]
     init, _ = split_kwargs(case.module, case.samples(generator(0))[0].kwargs)
     default = entry.cls(**init)
     kwargs = default.to_dict().get("options", {})
-    for built in (_hydra_instantiate({"_target_": path, **kwargs}), parse({"_target_": path, **kwargs})):
+    for built in (
+        _hydra_instantiate({"_target_": path, **kwargs}),
+        parse({"_target_": path, **kwargs}),
+    ):
         assert type(built) is entry.cls
         assert built.to_spec() == default.to_spec()
     short = f"losslab.{entry.cls.__name__}"

@@ -84,7 +84,9 @@ def test_msle_domain_follows_sklearn() -> None:
     bad = torch.tensor([-1.0, 0.0, 2.0])
     with pytest.raises(ValueError):
         mean_squared_log_error(bad.numpy(), ok.numpy())
-    with pytest.raises(ValueError, match=r"msle_loss\(\): `target` must have values in \(-1, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"msle_loss\(\): `target` must have values in \(-1, inf\)"
+    ):
         LF.msle_loss(ok, bad)
     with pytest.raises(ValueError, match=r"`pred` must have values in \(-1, inf\)"):
         MSLELoss()(bad, ok)
@@ -99,8 +101,12 @@ def test_pinball_hand_values() -> None:
     none = LF.pinball_loss(pred, target, quantiles=(0.1, 0.5, 0.9), reduction="none")
     # row 0: e = (1, 0, -1) -> (0.1*1, 0, -0.1*-1); row 1: e = (2, 1.5, -1) -> (0.2, 0.75, 0.1)
     torch.testing.assert_close(none, torch.tensor([[0.1, 0.0, 0.1], [0.2, 0.75, 0.1]]))
-    assert LF.pinball_loss(pred, target, quantiles=(0.1, 0.5, 0.9)).item() == pytest.approx(1.25 / 6)
-    assert LF.pinball_loss(pred, target, quantiles=(0.1, 0.5, 0.9), reduction="sum").item() == pytest.approx(1.25)
+    assert LF.pinball_loss(pred, target, quantiles=(0.1, 0.5, 0.9)).item() == pytest.approx(
+        1.25 / 6
+    )
+    assert LF.pinball_loss(
+        pred, target, quantiles=(0.1, 0.5, 0.9), reduction="sum"
+    ).item() == pytest.approx(1.25)
 
 
 def test_pinball_median_is_half_mae() -> None:
@@ -119,7 +125,9 @@ def test_pinball_matches_sklearn_per_quantile() -> None:
     none = LF.pinball_loss(pred, target, quantiles=taus, reduction="none")
     for q, tau in enumerate(taus):
         plain = mean_pinball_loss(target.numpy(), pred[:, q].numpy(), alpha=tau)
-        weighted = mean_pinball_loss(target.numpy(), pred[:, q].numpy(), alpha=tau, sample_weight=w.numpy())
+        weighted = mean_pinball_loss(
+            target.numpy(), pred[:, q].numpy(), alpha=tau, sample_weight=w.numpy()
+        )
         assert none[:, q].mean().item() == pytest.approx(plain, rel=1e-12)
         single = LF.pinball_loss(pred[:, q : q + 1], target, quantiles=(tau,), sample_weight=w)
         assert single.item() == pytest.approx(weighted, rel=1e-12)
@@ -127,7 +135,10 @@ def test_pinball_matches_sklearn_per_quantile() -> None:
 
 def test_pinball_module_buffer_and_tensor_quantiles() -> None:
     loss = PinballLoss(quantiles=[0.1, 0.9])
-    assert isinstance(loss.quantiles, torch.Tensor) and dict(loss.named_buffers())["quantiles"] is loss.quantiles
+    assert (
+        isinstance(loss.quantiles, torch.Tensor)
+        and dict(loss.named_buffers())["quantiles"] is loss.quantiles
+    )
     pred, target = torch.randn(4, 2), torch.randn(4)
     want = LF.pinball_loss(pred, target, quantiles=(0.1, 0.9))
     torch.testing.assert_close(loss(pred, target), want, rtol=0, atol=0)
@@ -141,12 +152,17 @@ def test_pinball_module_buffer_and_tensor_quantiles() -> None:
 def test_pinball_shapes() -> None:
     # One quantile: (N, 1) against (N,) is the documented layout, not a broadcast.
     assert LF.pinball_loss(torch.randn(6, 1), torch.randn(6)).shape == ()
-    with pytest.raises(ValueError, match=r"`target` must have shape `pred`.shape\[:-1\] = \(6,\).*got \(6, 1\).*squeeze"):
+    with pytest.raises(
+        ValueError,
+        match=r"`target` must have shape `pred`.shape\[:-1\] = \(6,\).*got \(6, 1\).*squeeze",
+    ):
         LF.pinball_loss(torch.randn(6, 1), torch.randn(6, 1))
     with pytest.raises(ValueError, match=r"Q = len\(quantiles\) = 2"):
         LF.pinball_loss(torch.randn(6, 3), torch.randn(6), quantiles=(0.1, 0.9))
     # A single sample (Q,) against a 0-d target.
-    assert LF.pinball_loss(torch.zeros(2), torch.tensor(1.0), quantiles=(0.25, 0.75)).item() == pytest.approx(0.5)
+    assert LF.pinball_loss(
+        torch.zeros(2), torch.tensor(1.0), quantiles=(0.25, 0.75)
+    ).item() == pytest.approx(0.5)
 
 
 def test_pinball_gradient_at_zero_error_is_tau_side() -> None:
@@ -171,7 +187,10 @@ def test_poisson_matches_torch(log_input: bool, full: bool, reduction: str) -> N
     want = F.poisson_nll_loss(pred, target, log_input=log_input, full=full, reduction=reduction)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     module = torch.nn.PoissonNLLLoss(log_input=log_input, full=full, reduction=reduction)
-    torch.testing.assert_close(PoissonNLLLoss(log_input=log_input, full=full, reduction=reduction)(pred, target), module(pred, target))
+    torch.testing.assert_close(
+        PoissonNLLLoss(log_input=log_input, full=full, reduction=reduction)(pred, target),
+        module(pred, target),
+    )
 
 
 def test_poisson_hand_values() -> None:
@@ -196,7 +215,9 @@ def test_poisson_eps_survives_half_inputs() -> None:
 
 def test_poisson_rate_zero_has_finite_gradient() -> None:
     pred = torch.zeros(3, requires_grad=True)
-    LF.poisson_nll_loss(pred, torch.tensor([0.0, 2.0, 5.0]), log_input=False, full=True, reduction="sum").backward()
+    LF.poisson_nll_loss(
+        pred, torch.tensor([0.0, 2.0, 5.0]), log_input=False, full=True, reduction="sum"
+    ).backward()
     assert torch.isfinite(pred.grad).all()
     torch.testing.assert_close(pred.grad, 1 - torch.tensor([0.0, 2.0, 5.0]) / 1e-8)
 
@@ -213,7 +234,9 @@ def test_gaussian_matches_torch_values_and_gradients(full: bool, reduction: str)
     ours = [t.clone().requires_grad_(True) for t in (pred, var)]
     theirs = [t.clone().requires_grad_(True) for t in (pred, var)]
     got = LF.gaussian_nll_loss(ours[0], target, ours[1], full=full, eps=1e-6, reduction=reduction)
-    want = F.gaussian_nll_loss(theirs[0], target, theirs[1], full=full, eps=1e-6, reduction=reduction)
+    want = F.gaussian_nll_loss(
+        theirs[0], target, theirs[1], full=full, eps=1e-6, reduction=reduction
+    )
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     got.sum().backward()
     want.sum().backward()
@@ -227,7 +250,9 @@ def test_gaussian_hand_value() -> None:
     pred, target = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.5, 1.0, 4.0])
     var = torch.tensor([1.0, 0.5, 2.0])
     want = [0.5 * 0.25, 0.5 * math.log(0.5), 0.5 * (math.log(2.0) + 2.0)]
-    torch.testing.assert_close(LF.gaussian_nll_loss(pred, target, var, reduction="none"), torch.tensor(want))
+    torch.testing.assert_close(
+        LF.gaussian_nll_loss(pred, target, var, reduction="none"), torch.tensor(want)
+    )
     full = LF.gaussian_nll_loss(pred, target, var, full=True)
     assert full.item() == pytest.approx(sum(want) / 3 + 0.5 * math.log(2 * math.pi), rel=1e-6)
 
@@ -250,10 +275,14 @@ def test_gaussian_refuses_homoscedastic_broadcast() -> None:
     pred, target = torch.randn(4, 3), torch.randn(4, 3)
     shared = torch.ones(4, 1)
     F.gaussian_nll_loss(pred, target, shared)  # torch broadcasts it
-    with pytest.raises(ValueError, match=r"`var` must have the same shape as `pred` \(4, 3\); got \(4, 1\). .*var.expand_as\(pred\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`var` must have the same shape as `pred` \(4, 3\); got \(4, 1\). .*var.expand_as\(pred\)",
+    ):
         LF.gaussian_nll_loss(pred, target, shared)
     torch.testing.assert_close(
-        LF.gaussian_nll_loss(pred, target, shared.expand_as(pred)), F.gaussian_nll_loss(pred, target, shared)
+        LF.gaussian_nll_loss(pred, target, shared.expand_as(pred)),
+        F.gaussian_nll_loss(pred, target, shared),
     )
 
 
@@ -289,8 +318,12 @@ def test_tweedie_matches_sklearn(power: float, weighted: bool) -> None:
     else:
         y = torch.rand(12, generator=g, dtype=F64) * 3 + 0.05
     w = torch.rand(12, generator=g, dtype=F64) if weighted else None
-    want = mean_tweedie_deviance(y.numpy(), mu.numpy(), power=power, sample_weight=None if w is None else w.numpy())
-    assert LF.tweedie_deviance_loss(mu, y, power=power, sample_weight=w).item() == pytest.approx(want, rel=1e-10)
+    want = mean_tweedie_deviance(
+        y.numpy(), mu.numpy(), power=power, sample_weight=None if w is None else w.numpy()
+    )
+    assert LF.tweedie_deviance_loss(mu, y, power=power, sample_weight=w).item() == pytest.approx(
+        want, rel=1e-10
+    )
     if power != 0.0:
         logged = LF.tweedie_deviance_loss(mu.log(), y, power=power, log_input=True, sample_weight=w)
         assert logged.item() == pytest.approx(want, rel=1e-10)
@@ -307,13 +340,17 @@ def test_tweedie_hand_values() -> None:
     # p = 3: 2 (1/2 - 1 * 2^-2 / -2 + 2^-1 / -1) = 2 (0.5 + 0.125 - 0.5) = 0.25
     assert LF.tweedie_deviance_loss(mu, y, power=3).item() == pytest.approx(0.25)
     # p = 1.5, y = 0: 2 mu^0.5 / 0.5 = 4 sqrt(2)
-    assert LF.tweedie_deviance_loss(mu, torch.zeros(1), power=1.5).item() == pytest.approx(4 * math.sqrt(2))
+    assert LF.tweedie_deviance_loss(mu, torch.zeros(1), power=1.5).item() == pytest.approx(
+        4 * math.sqrt(2)
+    )
 
 
 def test_tweedie_p0_is_mse_and_p1_is_twice_poisson_excess() -> None:
     g = _gen(7)
     pred, target = torch.randn(10, generator=g, dtype=F64), torch.randn(10, generator=g, dtype=F64)
-    torch.testing.assert_close(LF.tweedie_deviance_loss(pred, target, power=0.0), LF.mse_loss(pred, target))
+    torch.testing.assert_close(
+        LF.tweedie_deviance_loss(pred, target, power=0.0), LF.mse_loss(pred, target)
+    )
     # Poisson deviance = 2 (NLL(mu) - NLL(y)): the log-likelihood ratio against the saturated model.
     log_mu = torch.randn(10, generator=g, dtype=F64)
     y = torch.randint(1, 6, (10,), generator=g).to(F64)
@@ -332,7 +369,9 @@ def test_tweedie_log_input_is_stable_for_large_pred() -> None:
     assert torch.isfinite(pred.grad).all()
     # Against float64 evaluated where it is representable: y = 0 leaves 2 mu^0.5 / 0.5.
     mu = torch.tensor([-50.0, 50.0], dtype=F64).exp()
-    want = torch.stack([4 * mu[0].sqrt(), 2 * (2 ** 0.5 / 0.25 - 2 * mu[1] ** -0.5 / -0.5 + mu[1] ** 0.5 / 0.5)])
+    want = torch.stack(
+        [4 * mu[0].sqrt(), 2 * (2**0.5 / 0.25 - 2 * mu[1] ** -0.5 / -0.5 + mu[1] ** 0.5 / 0.5)]
+    )
     torch.testing.assert_close(loss[1:].double(), want, rtol=1e-5, atol=1e-12)
     assert loss[0].item() == 0.0
 

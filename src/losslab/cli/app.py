@@ -28,8 +28,12 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="table (human) or json (machine).")]
-FamilyOption = Annotated[Optional[str], typer.Option("--family", help="Only this family (regression, ...).")]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table (human) or json (machine).")
+]
+FamilyOption = Annotated[
+    Optional[str], typer.Option("--family", help="Only this family (regression, ...).")
+]
 
 
 @app.callback()
@@ -66,6 +70,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, TypeError) as exc:
         if os.environ.get("LOSSLAB_DEBUG") == "1":
             raise
-        sys.stderr.write(f"losslab: error: {exc}\nhint: run with LOSSLAB_DEBUG=1 for a traceback.\n")
+        sys.stderr.write(
+            f"losslab: error: {exc}\nhint: run with LOSSLAB_DEBUG=1 for a traceback.\n"
+        )
         return 2
     return 0

@@ -51,4 +51,8 @@ class LossOutput:
         return {f"{prefix}{name}": x for name, x in zip(["total", *self.components], numbers)}
 
     def to_dict(self) -> dict[str, object]:
-        return {"total": self.total, "components": dict(self.components), "weights": dict(self.weights)}
+        return {
+            "total": self.total,
+            "components": dict(self.components),
+            "weights": dict(self.weights),
+        }

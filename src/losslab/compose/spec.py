@@ -78,7 +78,10 @@ def parse(spec: Spec, *, params: Any = None) -> Loss:
     elif isinstance(spec, Sequence) and not isinstance(spec, (bytes, bytearray)):
         terms = [t for item in spec for t in _parse_term_dict(item, params, where="terms")]
     else:
-        raise SpecError(f"the spec must be a str, a dict or a list of dicts; got {type(spec).__name__}", spec=spec)
+        raise SpecError(
+            f"the spec must be a str, a dict or a list of dicts; got {type(spec).__name__}",
+            spec=spec,
+        )
     return _assemble(terms, spec)
 
 
@@ -98,9 +101,14 @@ def _assemble(terms: _Terms, spec: Any) -> Loss:
 # ----------------------------------------------------------------------------- strings
 def _parse_string(spec: str, params: Any) -> _Terms:
     if len(spec) > MAX_SPEC_LENGTH:
-        raise SpecError(f"the spec must be at most {MAX_SPEC_LENGTH} characters; got {len(spec)}", spec=spec[:40])
+        raise SpecError(
+            f"the spec must be at most {MAX_SPEC_LENGTH} characters; got {len(spec)}",
+            spec=spec[:40],
+        )
     if "\x00" in spec:
-        raise SpecError("the spec must not contain NUL characters", spec=spec, position=spec.index("\x00"))
+        raise SpecError(
+            "the spec must not contain NUL characters", spec=spec, position=spec.index("\x00")
+        )
     try:
         with warnings.catch_warnings():  # "invalid decimal literal" and the like are errors here
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -131,7 +139,9 @@ class _Walker:
 
     def error(self, message: str, node: ast.AST) -> SpecError:
         col = getattr(node, "col_offset", None)
-        return SpecError(message, spec=self.spec, position=None if col is None else col + self.offset)
+        return SpecError(
+            message, spec=self.spec, position=None if col is None else col + self.offset
+        )
 
     def visit(self, node: ast.AST, depth: int) -> Union[float, _Terms]:
         if depth > MAX_DEPTH:
@@ -146,7 +156,9 @@ class _Walker:
             inner = self.visit(node.operand, depth + 1)
             sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
             return self.scale(inner, sign, node)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        if isinstance(node, ast.BinOp) and isinstance(
+            node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)
+        ):
             left = self.visit(node.left, depth + 1)
             right = self.visit(node.right, depth + 1)
             return self.binop(node, left, right)
@@ -155,7 +167,9 @@ class _Walker:
     def number(self, node: ast.Constant) -> float:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(f"only numbers and loss names may be combined; got {value!r}"[:120], node)
+            raise self.error(
+                f"only numbers and loss names may be combined; got {value!r}"[:120], node
+            )
         try:
             out = float(value)
         except OverflowError:
@@ -169,7 +183,9 @@ class _Walker:
             raise self.error("the weight overflows (not finite)", node)
         return value
 
-    def scale(self, value: Union[float, _Terms], factor: float, node: ast.AST) -> Union[float, _Terms]:
+    def scale(
+        self, value: Union[float, _Terms], factor: float, node: ast.AST
+    ) -> Union[float, _Terms]:
         if isinstance(value, float):
             return self.finite(value * factor, node)
         return [(n, self.finite(w * factor, node), t) for n, w, t in value]
@@ -200,7 +216,9 @@ class _Walker:
 
     def call(self, node: ast.Call) -> tuple[Optional[str], float, Loss]:
         if not isinstance(node.func, ast.Name):
-            raise self.error(f"only a loss name may be called; got {_describe(node.func)}", node.func)
+            raise self.error(
+                f"only a loss name may be called; got {_describe(node.func)}", node.func
+            )
         if node.func.id.startswith("_"):
             raise self.error("names must not start with '_'", node.func)
         if node.args:
@@ -230,7 +248,10 @@ class _Walker:
                 if isinstance(out, float) and math.isnan(out):
                     raise self.error("NaN is not an option value", node)
                 return out
-            raise self.error(f"option values must be numbers, strings, booleans or None; got {type(value).__name__}", node)
+            raise self.error(
+                f"option values must be numbers, strings, booleans or None; got {type(value).__name__}",
+                node,
+            )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             inner = self.literal(node.operand, depth)
             if isinstance(inner, bool) or not isinstance(inner, (int, float)):
@@ -242,7 +263,9 @@ class _Walker:
             return [self.literal(e, depth + 1) for e in node.elts]
         raise self.error(f"{_describe(node)} is not an allowed option value", node)
 
-    def build(self, node: ast.AST, name: str, kwargs: dict[str, Any]) -> tuple[Optional[str], float, Loss]:
+    def build(
+        self, node: ast.AST, name: str, kwargs: dict[str, Any]
+    ) -> tuple[Optional[str], float, Loss]:
         if name.startswith("_"):
             raise self.error("names must not start with '_'", node)
         term_name = kwargs.pop("name", None)
@@ -285,7 +308,9 @@ def _instantiate(name: str, kwargs: Mapping[str, Any], params: Any) -> Loss:
     cls = lookup(name)
     if cls.input_kind == "none":
         if params is None:
-            raise ValueError(f"`{name}` regularizes parameters: pass them as parse(spec, params=model)")
+            raise ValueError(
+                f"`{name}` regularizes parameters: pass them as parse(spec, params=model)"
+            )
         return cls(params, **kwargs)  # type: ignore[call-arg]
     return cls(**kwargs)
 
@@ -294,7 +319,9 @@ def _parse_mapping(spec: Mapping[str, Any], params: Any) -> _Terms:
     if "terms" in spec:
         extra = set(spec) - {"terms"}
         if extra:
-            raise SpecError(f"a dict with `terms` must have no other keys; got {sorted(extra)}", spec=spec)
+            raise SpecError(
+                f"a dict with `terms` must have no other keys; got {sorted(extra)}", spec=spec
+            )
         items = spec["terms"]
         if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
             raise SpecError("`terms` must be a list of term dicts", spec=spec)
@@ -306,17 +333,26 @@ def _parse_term_dict(item: Any, params: Any, *, where: str) -> _Terms:
     if isinstance(item, str):
         return _parse_string(item, params)
     if not isinstance(item, Mapping):
-        raise SpecError(f"each entry of `{where}` must be a dict or a spec string; got {type(item).__name__}", spec=item)
+        raise SpecError(
+            f"each entry of `{where}` must be a dict or a spec string; got {type(item).__name__}",
+            spec=item,
+        )
     item = dict(item)
     weight = item.pop("weight", 1.0)
     name = item.pop("name", None)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(float(weight)):
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(float(weight))
+    ):
         raise SpecError(f"`weight` must be a finite number; got {weight!r}", spec=item)
     if "_target_" in item:
         module = _from_target(item.pop("_target_"), item, params)
     else:
         if "loss" not in item:
-            raise SpecError("a term dict needs a `loss` key (a registry name) or `_target_`", spec=item)
+            raise SpecError(
+                "a term dict needs a `loss` key (a registry name) or `_target_`", spec=item
+            )
         key = item.pop("loss")
         options = item.pop("options", {})
         if item:
@@ -331,7 +367,9 @@ def _parse_term_dict(item: Any, params: Any, *, where: str) -> _Terms:
             raise SpecError(f"`options` must be a dict; got {type(options).__name__}", spec=options)
         for k in options:
             if not isinstance(k, str) or k.startswith("_"):
-                raise SpecError(f"option names must be strings not starting with '_'; got {k!r}", spec=options)
+                raise SpecError(
+                    f"option names must be strings not starting with '_'; got {k!r}", spec=options
+                )
         try:
             module = _instantiate(key, dict(options), params)
         except (TypeError, ValueError) as exc:
@@ -347,12 +385,16 @@ def _parse_term_dict(item: Any, params: Any, *, where: str) -> _Terms:
 def _from_target(target: Any, kwargs: dict[str, Any], params: Any) -> Loss:
     """Hydra-style ``_target_``: a ``losslab.`` import path to a Loss class, plus kwargs."""
     if not isinstance(target, str) or not target.startswith("losslab.") or "__" in target:
-        raise SpecError(f"`_target_` must be an import path inside losslab; got {target!r}", spec=target)
+        raise SpecError(
+            f"`_target_` must be an import path inside losslab; got {target!r}", spec=target
+        )
     module_path, _, attr = target.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module_path), attr)
     except (ImportError, AttributeError):
-        raise SpecError(f"`_target_` names nothing importable; got {target!r}", spec=target) from None
+        raise SpecError(
+            f"`_target_` names nothing importable; got {target!r}", spec=target
+        ) from None
     if not (isinstance(obj, type) and issubclass(obj, Loss)):
         raise SpecError(f"`_target_` must name a losslab Loss class; got {target!r}", spec=target)
     try:
@@ -385,7 +427,9 @@ def _check_registered(loss: Loss) -> None:
     except ValueError:
         registered = False
     if not registered:
-        raise ValueError(f"to_spec(): `loss` must be a registered loss class; got {type(loss).__name__}.")
+        raise ValueError(
+            f"to_spec(): `loss` must be a registered loss class; got {type(loss).__name__}."
+        )
 
 
 def term_to_spec(loss: Loss, *, name: Optional[str] = None) -> str:

@@ -29,8 +29,9 @@ def _accepted_kwargs(term: Loss) -> Optional[frozenset[str]]:
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return frozenset(
-        p.name for i, p in enumerate(sig.parameters.values()) if i >= term._n_inputs()
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        p.name
+        for i, p in enumerate(sig.parameters.values())
+        if i >= term._n_inputs() and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     )
 
 
@@ -45,7 +46,12 @@ class WeightedSum(Loss):
     key = "weighted_sum"
     family = "composition"
 
-    def __init__(self, terms: Sequence[Loss], weights: Sequence[float], names: Optional[Sequence[Optional[str]]] = None) -> None:
+    def __init__(
+        self,
+        terms: Sequence[Loss],
+        weights: Sequence[float],
+        names: Optional[Sequence[Optional[str]]] = None,
+    ) -> None:
         super().__init__()
         if len(terms) != len(weights) or not terms:
             raise ValueError(
@@ -61,9 +67,13 @@ class WeightedSum(Loss):
         taken = set(explicit)
         for term, name in zip(terms, names):
             if not isinstance(term, Loss):
-                raise TypeError(f"WeightedSum(): every term must be a losslab Loss; got {type(term).__name__}.")
+                raise TypeError(
+                    f"WeightedSum(): every term must be a losslab Loss; got {type(term).__name__}."
+                )
             if isinstance(term, WeightedSum):
-                raise TypeError("WeightedSum(): terms must be flat; use the algebra to combine sums.")
+                raise TypeError(
+                    "WeightedSum(): terms must be flat; use the algebra to combine sums."
+                )
             if name is None:
                 base = term.name
                 name, k = base, 2
@@ -114,9 +124,13 @@ class WeightedSum(Loss):
         components: dict[str, Tensor] = {}
         for name, term in self.term_modules.items():
             accepted = self._routes[name]
-            routed = kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}
+            routed = (
+                kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}
+            )
             used.update(routed)
-            components[name] = term(*inputs[: term._n_inputs()], **routed) if term._n_inputs() else term(**routed)
+            components[name] = (
+                term(*inputs[: term._n_inputs()], **routed) if term._n_inputs() else term(**routed)
+            )
         unused = set(kwargs) - used
         if unused:
             arg = sorted(unused)[0]
@@ -156,11 +170,7 @@ class WeightedSum(Loss):
     def to_dict(self) -> dict[str, Any]:
         from losslab.compose.spec import term_to_dict
 
-        return {
-            "terms": [
-                term_to_dict(t, weight=w, name=n) for n, w, t in self.terms()
-            ]
-        }
+        return {"terms": [term_to_dict(t, weight=w, name=n) for n, w, t in self.terms()]}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{n}: {w:g}" for n, w in self.term_weights.items())

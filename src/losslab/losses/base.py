@@ -140,7 +140,9 @@ class Loss(nn.Module):
         out: dict[str, Any] = {}
         for name in self._hparam_names:
             value = getattr(self, name)
-            default = sig.parameters[name].default if name in sig.parameters else inspect.Parameter.empty
+            default = (
+                sig.parameters[name].default if name in sig.parameters else inspect.Parameter.empty
+            )
             if isinstance(value, Tensor):
                 out[name] = value.detach().cpu().tolist()
             elif default is inspect.Parameter.empty or not _same(value, default):
@@ -230,4 +232,3 @@ def _terms_of(loss: Loss) -> list[tuple[Optional[str], float, Loss]]:
 
 # Imported last: losslab.compose imports this module (WeightedSum is a Loss).
 from losslab.compose.output import LossOutput  # noqa: E402
-

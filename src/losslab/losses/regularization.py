@@ -67,7 +67,14 @@ def select_parameters(
     ['0.weight', '2.weight']
     """
     if filter is not None and not callable(filter):
-        fail(fn, "filter", "be a callable (name, param) -> bool or None", type(filter).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "filter",
+            "be a callable (name, param) -> bool or None",
+            type(filter).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     pairs: list[tuple[str, Tensor]] = []
     if isinstance(source, nn.Module):
         norm_params: set[int] = set()
@@ -82,27 +89,57 @@ def select_parameters(
                 continue
             pairs.append((name, param))
     elif isinstance(source, Tensor):
-        fail(fn, "params", "be a module or an iterable of tensors (wrap one tensor in a list)", "a single Tensor", kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "params",
+            "be a module or an iterable of tensors (wrap one tensor in a list)",
+            "a single Tensor",
+            kind=TypeError,
+            raw_got=True,
+        )
     elif isinstance(source, Iterable):
         for i, item in enumerate(source):
             if isinstance(item, Tensor):
                 pairs.append((str(i), item))
             elif (
-                isinstance(item, tuple) and len(item) == 2
-                and isinstance(item[0], str) and isinstance(item[1], Tensor)
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and isinstance(item[1], Tensor)
             ):
                 pairs.append(item)
             else:
-                fail(fn, "params", "hold tensors or (name, tensor) pairs", f"an item of type {type(item).__name__}", kind=TypeError, raw_got=True)
+                fail(
+                    fn,
+                    "params",
+                    "hold tensors or (name, tensor) pairs",
+                    f"an item of type {type(item).__name__}",
+                    kind=TypeError,
+                    raw_got=True,
+                )
     else:
-        fail(fn, "params", "be a module or an iterable of tensors", type(source).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "params",
+            "be a module or an iterable of tensors",
+            type(source).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     seen: set[int] = set()
     out: list[tuple[str, Tensor]] = []
     for name, p in pairs:
         if id(p) in seen or (filter is not None and not filter(name, p)):
             continue
         if not p.is_floating_point():
-            fail(fn, "params", "hold floating-point tensors", f"{name} of dtype {p.dtype}", kind=TypeError, raw_got=True)
+            fail(
+                fn,
+                "params",
+                "hold floating-point tensors",
+                f"{name} of dtype {p.dtype}",
+                kind=TypeError,
+                raw_got=True,
+            )
         seen.add(id(p))
         out.append((name, p))
     return out
@@ -110,26 +147,49 @@ def select_parameters(
 
 def _tensors(fn: str, params: Any) -> list[Tensor]:
     if isinstance(params, (nn.Module, Tensor)):
-        fail(fn, "params", "be an iterable of tensors (use select_parameters() or a Penalty module for a model)",
-             type(params).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "params",
+            "be an iterable of tensors (use select_parameters() or a Penalty module for a model)",
+            type(params).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     items = list(params)
     for i, p in enumerate(items):
         if not isinstance(p, Tensor) or not p.is_floating_point():
-            fail(fn, "params", "hold floating-point tensors", f"item {i} of type {type(p).__name__}", kind=TypeError, raw_got=True)
+            fail(
+                fn,
+                "params",
+                "hold floating-point tensors",
+                f"item {i} of type {type(p).__name__}",
+                kind=TypeError,
+                raw_got=True,
+            )
     if items:
         device = items[0].device
         for i, p in enumerate(items):
             if p.device != device:
-                fail(fn, "params", f"be on one device ({device})", f"item {i} on {p.device}", raw_got=True)
+                fail(
+                    fn,
+                    "params",
+                    f"be on one device ({device})",
+                    f"item {i} on {p.device}",
+                    raw_got=True,
+                )
     return items
 
 
-def _penalty(fn: str, params: Iterable[Tensor], reduction: str, per_tensor: Callable[[Tensor], Tensor]) -> Tensor:
+def _penalty(
+    fn: str, params: Iterable[Tensor], reduction: str, per_tensor: Callable[[Tensor], Tensor]
+) -> Tensor:
     check_choice(fn, "reduction", reduction, ("sum", "mean"))
     items = _tensors(fn, params)
     if not items:
         return torch.zeros(())
-    total = torch.stack([per_tensor(p.float() if p.dtype in (torch.float16, torch.bfloat16) else p) for p in items]).sum()
+    total = torch.stack(
+        [per_tensor(p.float() if p.dtype in (torch.float16, torch.bfloat16) else p) for p in items]
+    ).sum()
     if reduction == "mean":
         total = total / sum(p.numel() for p in items)
     return total
@@ -164,7 +224,9 @@ def l2_penalty(params: Iterable[Tensor], *, reduction: str = "sum") -> Tensor:
     return _penalty("l2_penalty", params, reduction, lambda p: (p * p).sum())
 
 
-def elastic_net_penalty(params: Iterable[Tensor], *, l1_ratio: float = 0.5, reduction: str = "sum") -> Tensor:
+def elastic_net_penalty(
+    params: Iterable[Tensor], *, l1_ratio: float = 0.5, reduction: str = "sum"
+) -> Tensor:
     r"""Elastic net: :math:`r \sum|\theta| + (1 - r) \sum \theta^2` with ``l1_ratio`` :math:`r \in [0, 1]`.
 
     (Zou & Hastie, 2005.) ``l1_ratio=1`` is the L1 penalty, ``0`` the squared L2 penalty.
@@ -174,7 +236,10 @@ def elastic_net_penalty(params: Iterable[Tensor], *, l1_ratio: float = 0.5, redu
     """
     r = check_float("elastic_net_penalty", "l1_ratio", l1_ratio, low=0.0, high=1.0)
     return _penalty(
-        "elastic_net_penalty", params, reduction, lambda p: r * p.abs().sum() + (1.0 - r) * (p * p).sum()
+        "elastic_net_penalty",
+        params,
+        reduction,
+        lambda p: r * p.abs().sum() + (1.0 - r) * (p * p).sum(),
     )
 
 
@@ -185,11 +250,15 @@ class _Penalty(Loss):
     input_kind = "none"
     pointwise = False
 
-    def _select(self, params: Params, exclude_bias: bool, exclude_norm: bool, filter: Optional[ParamFilter]) -> None:
+    def _select(
+        self, params: Params, exclude_bias: bool, exclude_norm: bool, filter: Optional[ParamFilter]
+    ) -> None:
         name = type(self).__name__
         if not isinstance(exclude_bias, bool) or not isinstance(exclude_norm, bool):
             raise TypeError(f"{name}(): `exclude_bias` and `exclude_norm` must be bools.")
-        selected = select_parameters(params, exclude_bias=exclude_bias, exclude_norm=exclude_norm, filter=filter, fn=name)
+        selected = select_parameters(
+            params, exclude_bias=exclude_bias, exclude_norm=exclude_norm, filter=filter, fn=name
+        )
         # A plain list: the model's parameters must not become this module's parameters
         # (they would be registered twice and saved in the loss's state_dict).
         self._selected = selected
@@ -219,7 +288,9 @@ class _Penalty(Loss):
         fn = type(self).function
         assert fn is not None
         if kwargs:
-            raise TypeError(f"{type(self).__name__}(): takes no keyword arguments per call; got {sorted(kwargs)}.")
+            raise TypeError(
+                f"{type(self).__name__}(): takes no keyword arguments per call; got {sorted(kwargs)}."
+            )
         return fn(list(self.covered()), **self.hparams)
 
     @classmethod
@@ -234,8 +305,15 @@ class L1Penalty(_Penalty):
     key = "l1"
     function = staticmethod(l1_penalty)
 
-    def __init__(self, params: Params, *, exclude_bias: bool = True, exclude_norm: bool = True,
-                 filter: Optional[ParamFilter] = None, reduction: str = "sum") -> None:
+    def __init__(
+        self,
+        params: Params,
+        *,
+        exclude_bias: bool = True,
+        exclude_norm: bool = True,
+        filter: Optional[ParamFilter] = None,
+        reduction: str = "sum",
+    ) -> None:
         super().__init__()
         self._select(params, exclude_bias, exclude_norm, filter)
         check_choice(type(self).__name__, "reduction", reduction, ("sum", "mean"))
@@ -250,8 +328,15 @@ class L2Penalty(_Penalty):
     aliases = ("weight_decay",)
     function = staticmethod(l2_penalty)
 
-    def __init__(self, params: Params, *, exclude_bias: bool = True, exclude_norm: bool = True,
-                 filter: Optional[ParamFilter] = None, reduction: str = "sum") -> None:
+    def __init__(
+        self,
+        params: Params,
+        *,
+        exclude_bias: bool = True,
+        exclude_norm: bool = True,
+        filter: Optional[ParamFilter] = None,
+        reduction: str = "sum",
+    ) -> None:
         super().__init__()
         self._select(params, exclude_bias, exclude_norm, filter)
         check_choice(type(self).__name__, "reduction", reduction, ("sum", "mean"))
@@ -265,9 +350,16 @@ class ElasticNetPenalty(_Penalty):
     key = "elastic_net"
     function = staticmethod(elastic_net_penalty)
 
-    def __init__(self, params: Params, *, l1_ratio: float = 0.5, exclude_bias: bool = True,
-                 exclude_norm: bool = True, filter: Optional[ParamFilter] = None,
-                 reduction: str = "sum") -> None:
+    def __init__(
+        self,
+        params: Params,
+        *,
+        l1_ratio: float = 0.5,
+        exclude_bias: bool = True,
+        exclude_norm: bool = True,
+        filter: Optional[ParamFilter] = None,
+        reduction: str = "sum",
+    ) -> None:
         super().__init__()
         self._select(params, exclude_bias, exclude_norm, filter)
         check_float(type(self).__name__, "l1_ratio", l1_ratio, low=0.0, high=1.0)

@@ -48,23 +48,42 @@ def _check_label_smoothing(fn: str, label_smoothing: object) -> float:
     return check_float(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
 
 
-def _as_pos_weight(fn: str, pos_weight: PosWeight, *, validate: bool, ref: Optional[Tensor] = None) -> PosWeight:
+def _as_pos_weight(
+    fn: str, pos_weight: PosWeight, *, validate: bool, ref: Optional[Tensor] = None
+) -> PosWeight:
     """None, a float > 0, "auto", or a positive floating 1-D tensor (sequences become tensors)."""
     if pos_weight is None:
         return None
     if isinstance(pos_weight, str):
         if pos_weight != "auto":
-            fail(fn, "pos_weight", _POS_WEIGHT_EXPECTED, pos_weight, hint=suggest(pos_weight, ["auto"]))
+            fail(
+                fn,
+                "pos_weight",
+                _POS_WEIGHT_EXPECTED,
+                pos_weight,
+                hint=suggest(pos_weight, ["auto"]),
+            )
         return "auto"
     if isinstance(pos_weight, (list, tuple)):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos_weight):
-            fail(fn, "pos_weight", "be a tensor or a sequence of numbers", pos_weight, kind=TypeError)
+            fail(
+                fn, "pos_weight", "be a tensor or a sequence of numbers", pos_weight, kind=TypeError
+            )
         pos_weight = torch.tensor(
-            [float(v) for v in pos_weight], dtype=torch.float32, device=ref.device if ref is not None else None
+            [float(v) for v in pos_weight],
+            dtype=torch.float32,
+            device=ref.device if ref is not None else None,
         )
     if isinstance(pos_weight, Tensor):
         if not pos_weight.is_floating_point():
-            fail(fn, "pos_weight", "be a floating-point tensor", f"dtype {fmt(pos_weight.dtype)}", kind=TypeError, raw_got=True)
+            fail(
+                fn,
+                "pos_weight",
+                "be a floating-point tensor",
+                f"dtype {fmt(pos_weight.dtype)}",
+                kind=TypeError,
+                raw_got=True,
+            )
         if pos_weight.dim() != 1:
             fail(
                 fn,
@@ -79,7 +98,14 @@ def _as_pos_weight(fn: str, pos_weight: PosWeight, *, validate: bool, ref: Optio
         check_range(fn, "pos_weight", pos_weight, low=0.0, low_open=True, validate=validate)
         return pos_weight
     if isinstance(pos_weight, bool) or not isinstance(pos_weight, (int, float)):
-        fail(fn, "pos_weight", _POS_WEIGHT_EXPECTED, type(pos_weight).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "pos_weight",
+            _POS_WEIGHT_EXPECTED,
+            type(pos_weight).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     return check_float(fn, "pos_weight", pos_weight, low=0.0, low_open=True)
 
 
@@ -190,7 +216,15 @@ def bce_with_logits_loss(
     tensor(1.1687)
     """
     fn = "bce_with_logits_loss"
-    check_pointwise(fn, "logits", logits, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "logits",
+        logits,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     pos_weight, label_smoothing, ignore_index = _check_options(
         fn, pos_weight, label_smoothing, ignore_index, validate, logits
     )
@@ -240,7 +274,9 @@ def bce_with_logits_loss(
     if w is not None and not (isinstance(w, float) and w == 1.0):
         positive = positive * w
     loss = y * positive + (1.0 - y) * negative
-    return reduce(loss, reduction, sample_weight=sample_weight, mask=valid, out_dtype=output_dtype(logits))
+    return reduce(
+        loss, reduction, sample_weight=sample_weight, mask=valid, out_dtype=output_dtype(logits)
+    )
 
 
 @register

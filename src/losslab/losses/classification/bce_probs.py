@@ -86,7 +86,15 @@ def bce_probs_loss(
     tensor([-1.1111e+00,  1.2500e+00, -1.0000e+06,  0.0000e+00])
     """
     fn = "bce_probs_loss"
-    check_pointwise(fn, "probs", probs, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "probs",
+        probs,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     eps, label_smoothing, ignore_index = _check_options(fn, eps, label_smoothing, ignore_index)
     valid = None if ignore_index is None else target != ignore_index
     check_range(fn, "probs", probs, low=0.0, high=1.0, validate=validate)
@@ -99,7 +107,9 @@ def bce_probs_loss(
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
     loss = bce_probs(probs, y, eps)
-    return reduce(loss, reduction, sample_weight=sample_weight, mask=valid, out_dtype=output_dtype(probs))
+    return reduce(
+        loss, reduction, sample_weight=sample_weight, mask=valid, out_dtype=output_dtype(probs)
+    )
 
 
 @register
@@ -122,7 +132,9 @@ class BCEProbsLoss(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        eps, label_smoothing, ignore_index = _check_options("BCEProbsLoss", eps, label_smoothing, ignore_index)
+        eps, label_smoothing, ignore_index = _check_options(
+            "BCEProbsLoss", eps, label_smoothing, ignore_index
+        )
         check_reduction("BCEProbsLoss", reduction)
         self._store(
             eps=eps,

@@ -71,7 +71,13 @@ def _check_inputs(
     check_tensor(fn, "target", target)
     shape = tuple(logits.shape)
     if logits.dim() < 2:
-        fail(fn, "logits", "have shape (N, C) or (N, C, d1, ...), classes along dim 1", shape, raw_got=True)
+        fail(
+            fn,
+            "logits",
+            "have shape (N, C) or (N, C, d1, ...), classes along dim 1",
+            shape,
+            raw_got=True,
+        )
     if shape[1] < 2:
         # Softmax over one class is identically 1: the loss would be 0 whatever the data.
         fail(
@@ -105,7 +111,11 @@ def _check_inputs(
                 expected = f"have shape {ids_shape} (class ids), as `logits` {shape} implies"
             hint = None
             if tuple(target.shape) == shape:
-                hint = "One-hot or soft targets must be floating point." if soft_allowed else "Pass class ids, not one-hot targets."
+                hint = (
+                    "One-hot or soft targets must be floating point."
+                    if soft_allowed
+                    else "Pass class ids, not one-hot targets."
+                )
             fail(fn, "target", expected, tuple(target.shape), raw_got=True, hint=hint)
     check_reduction(fn, reduction)
     check_sample_weight(fn, sample_weight, shape[0], logits, validate=validate)
@@ -155,7 +165,9 @@ def _class_id_terms(
     loss = nll if w_y is None else nll * w_y
     if label_smoothing:
         num_classes = x.shape[1]
-        loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * _smoothing_sum(x, lse, w)
+        loss = (1.0 - label_smoothing) * loss + (label_smoothing / num_classes) * _smoothing_sum(
+            x, lse, w
+        )
     return loss, nll, w_y, valid
 
 
@@ -178,7 +190,9 @@ def _reduce_class_ids(
     total = reduce(loss, "sum", sample_weight=sample_weight, mask=valid)
     count = reduce(w_y.detach(), "sum", sample_weight=sample_weight, mask=valid)
     # The clamp keeps the unselected branch finite so that its zero gradient stays zero.
-    mean = torch.where(count > 0, total / count.clamp_min(torch.finfo(total.dtype).tiny), total * 0.0)
+    mean = torch.where(
+        count > 0, total / count.clamp_min(torch.finfo(total.dtype).tiny), total * 0.0
+    )
     return mean.to(out_dtype)
 
 
@@ -241,7 +255,13 @@ def cross_entropy_loss(
     """
     fn = "cross_entropy_loss"
     soft = _check_inputs(
-        fn, logits, target, soft_allowed=True, reduction=reduction, sample_weight=sample_weight, validate=validate
+        fn,
+        logits,
+        target,
+        soft_allowed=True,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
     )
     class_weight, ignore_index, label_smoothing = _check_options(
         fn, class_weight, ignore_index, label_smoothing, validate, logits
@@ -268,7 +288,9 @@ def cross_entropy_loss(
     loss, _, w_y, valid = _class_id_terms(
         x, target, ignore_index=ignore_index, w=w, label_smoothing=label_smoothing
     )
-    return _reduce_class_ids(loss, reduction, w_y=w_y, sample_weight=sample_weight, valid=valid, out_dtype=out_dtype)
+    return _reduce_class_ids(
+        loss, reduction, w_y=w_y, sample_weight=sample_weight, valid=valid, out_dtype=out_dtype
+    )
 
 
 @register

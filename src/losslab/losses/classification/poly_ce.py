@@ -34,7 +34,10 @@ def _check_options(
     """Hyperparameter checks, shared by the function and the module's constructor."""
     # epsilon >= -1 keeps the leading coefficient of the polynomial, 1 + epsilon, >= 0.
     epsilon = check_float(fn, "epsilon", epsilon, low=-1.0)
-    return (epsilon, *_ce_options(fn, class_weight, ignore_index, label_smoothing, validate, logits))
+    return (
+        epsilon,
+        *_ce_options(fn, class_weight, ignore_index, label_smoothing, validate, logits),
+    )
 
 
 def poly_cross_entropy_loss(
@@ -92,7 +95,13 @@ def poly_cross_entropy_loss(
     """
     fn = "poly_cross_entropy_loss"
     _check_inputs(
-        fn, logits, target, soft_allowed=False, reduction=reduction, sample_weight=sample_weight, validate=validate
+        fn,
+        logits,
+        target,
+        soft_allowed=False,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
     )
     epsilon, class_weight, ignore_index, label_smoothing = _check_options(
         fn, epsilon, class_weight, ignore_index, label_smoothing, validate, logits
@@ -101,7 +110,9 @@ def poly_cross_entropy_loss(
     check_class_ids(fn, "target", target, num_classes, ignore_index=ignore_index, validate=validate)
     x = logits.to(compute_dtype(logits))
     w = None if class_weight is None else class_weight.to(x.dtype)
-    loss, nll, w_y, valid = _class_id_terms(x, target, ignore_index=ignore_index, w=w, label_smoothing=label_smoothing)
+    loss, nll, w_y, valid = _class_id_terms(
+        x, target, ignore_index=ignore_index, w=w, label_smoothing=label_smoothing
+    )
     if epsilon:
         # 1 - p_y = -expm1(-nll): as accurate as nll when p_y is close to 1 (1 - exp(-nll) cancels).
         one_minus_pt = (1.0 - label_smoothing) * -torch.expm1(-nll)
@@ -110,7 +121,12 @@ def poly_cross_entropy_loss(
         poly = epsilon * one_minus_pt
         loss = loss + (poly if w_y is None else poly * w_y)
     return _reduce_class_ids(
-        loss, reduction, w_y=w_y, sample_weight=sample_weight, valid=valid, out_dtype=output_dtype(logits)
+        loss,
+        reduction,
+        w_y=w_y,
+        sample_weight=sample_weight,
+        valid=valid,
+        out_dtype=output_dtype(logits),
     )
 
 

@@ -95,7 +95,15 @@ def gaussian_nll_loss(
     tensor(0.3750)
     """
     fn = "gaussian_nll_loss"
-    check_pointwise(fn, "pred", pred, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     _check_var(fn, var, pred, validate=validate)
     eps = _check_options(fn, full, eps)
     v = upcast(var)

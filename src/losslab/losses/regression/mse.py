@@ -48,7 +48,15 @@ def mse_loss(
     tensor(4.3333)
     """
     fn = "mse_loss"
-    check_pointwise(fn, "pred", pred, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     weight = _check_options(fn, weight)
     diff = upcast(pred) - upcast(target)
     loss = diff * diff
@@ -68,7 +76,9 @@ class MSELoss(Loss):
     pointwise = True
     function = staticmethod(mse_loss)
 
-    def __init__(self, *, weight: float = 1.0, validate: bool = True, reduction: str = "mean") -> None:
+    def __init__(
+        self, *, weight: float = 1.0, validate: bool = True, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         _check_options("MSELoss", weight)
         check_reduction("MSELoss", reduction)

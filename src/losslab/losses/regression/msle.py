@@ -45,7 +45,15 @@ def msle_loss(
     tensor(0.0397)
     """
     fn = "msle_loss"
-    check_pointwise(fn, "pred", pred, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     check_range(fn, "pred", pred, low=-1.0, low_open=True, validate=validate)
     check_range(fn, "target", target, low=-1.0, low_open=True, validate=validate)
     # log1p keeps full relative precision for small values (log(1 + x) would round 1 + x first).

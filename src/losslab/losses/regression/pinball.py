@@ -38,13 +38,42 @@ def _check_options(
     """
     if isinstance(quantiles, Tensor):
         if not quantiles.is_floating_point():
-            fail(fn, "quantiles", "be a floating-point tensor", f"dtype {fmt(quantiles.dtype)}", kind=TypeError, raw_got=True)
+            fail(
+                fn,
+                "quantiles",
+                "be a floating-point tensor",
+                f"dtype {fmt(quantiles.dtype)}",
+                kind=TypeError,
+                raw_got=True,
+            )
         if quantiles.dim() != 1 or quantiles.numel() == 0:
-            fail(fn, "quantiles", "be a non-empty 1-D tensor (Q,)", tuple(quantiles.shape), raw_got=True)
-        check_range(fn, "quantiles", quantiles, low=0.0, high=1.0, low_open=True, high_open=True, validate=validate)
+            fail(
+                fn,
+                "quantiles",
+                "be a non-empty 1-D tensor (Q,)",
+                tuple(quantiles.shape),
+                raw_got=True,
+            )
+        check_range(
+            fn,
+            "quantiles",
+            quantiles,
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+            validate=validate,
+        )
         return quantiles
     if isinstance(quantiles, (str, bytes)) or not isinstance(quantiles, Sequence):
-        fail(fn, "quantiles", "be a sequence of floats or a 1-D tensor", type(quantiles).__name__, kind=TypeError, raw_got=True)
+        fail(
+            fn,
+            "quantiles",
+            "be a sequence of floats or a 1-D tensor",
+            type(quantiles).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
     if len(quantiles) == 0:
         fail(fn, "quantiles", "be non-empty", quantiles)
     values = []
@@ -126,7 +155,12 @@ def pinball_loss(
     if sample_weight is not None:
         if pred.dim() < 2:
             check_tensor(fn, "sample_weight", sample_weight)
-            fail(fn, "sample_weight", "be None for a 1-D `pred` (Q,) (a single sample)", sample_weight)
+            fail(
+                fn,
+                "sample_weight",
+                "be None for a 1-D `pred` (Q,) (a single sample)",
+                sample_weight,
+            )
         check_sample_weight(fn, sample_weight, pred.shape[0], pred, validate=validate)
     err = upcast(target).unsqueeze(-1) - upcast(pred)
     tau = tau.to(err.dtype)

@@ -66,7 +66,15 @@ def poisson_nll_loss(
     tensor(0.3621)
     """
     fn = "poisson_nll_loss"
-    check_pointwise(fn, "pred", pred, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     eps = _check_options(fn, log_input, full, eps)
     check_range(fn, "target", target, low=0.0, validate=validate)
     if not log_input:

@@ -85,7 +85,15 @@ def tweedie_deviance_loss(
     tensor(1.4260)
     """
     fn = "tweedie_deviance_loss"
-    check_pointwise(fn, "pred", pred, target, reduction=reduction, sample_weight=sample_weight, validate=validate)
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
     p = _check_options(fn, power, log_input)
     if not log_input and p != 0.0:
         check_range(fn, "pred", pred, low=0.0, low_open=True, validate=validate)
