@@ -171,3 +171,15 @@ def test_reduce_all_masked_is_zero_with_zero_gradient() -> None:
     out = reduce(y, "mean", sample_weight=torch.zeros(2))
     out.backward()
     assert out.item() == 0.0 and y.grad.tolist() == [0.0, 0.0]
+
+
+def test_every_loss_file_is_imported_by_its_family() -> None:
+    """A loss file left out of its family's __init__ would silently never register."""
+    import importlib
+    import pkgutil
+
+    for family in ("regression", "classification"):
+        package = importlib.import_module(f"losslab.losses.{family}")
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                assert f"losslab.losses.{family}.{info.name}" in sys.modules, info.name
