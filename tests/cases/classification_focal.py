@@ -203,7 +203,7 @@ def class_id_errors(fn: str, **good: Any) -> list[ErrorInput]:
             (x, t[:, None]),
             dict(good),
             ValueError,
-            rf"{fn}\(\): `target` must have shape \(4,\), `logits`' shape \(4, 3\) without the class dim 1; got \(4, 1\)",
+            rf"{fn}\(\): `target` must have shape \(4,\) \(class ids\), as `logits` \(4, 3\) implies; got \(4, 1\)",
             "(N,1) ids",
         ),
         ErrorInput(
@@ -234,7 +234,7 @@ def class_id_errors(fn: str, **good: Any) -> list[ErrorInput]:
             (x[:, 0], t),
             dict(good),
             ValueError,
-            r"`logits` must have at least 2 dimensions \(N, C, ...\), classes along dim 1; got \(4,\)",
+            r"`logits` must have shape \(N, C\) or \(N, C, d1, ...\), classes along dim 1; got \(4,\)",
             "1-D logits",
         ),
         ErrorInput(

@@ -23,6 +23,7 @@ from losslab._checks import (
 from losslab._reduce import compute_dtype, output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.classification._common import along_classes
 
 __all__ = ["BCEWithLogitsLoss", "bce_with_logits_loss"]
 
@@ -131,11 +132,6 @@ def _check_options(
 def _class_dims(x: Tensor) -> list[int]:
     """Every dim except the class axis (dim 1); all dims for 0-d and 1-D inputs."""
     return [d for d in range(x.dim()) if d != 1] if x.dim() >= 2 else list(range(x.dim()))
-
-
-def _along_classes(w: Tensor, like: Tensor) -> Tensor:
-    """View a per-class (C,) tensor so that it multiplies dim 1 of ``like`` (never the last dim)."""
-    return w.reshape((1, w.shape[0]) + (1,) * (like.dim() - 2))
 
 
 def _auto_pos_weight(y: Tensor, valid: Optional[Tensor]) -> Tensor:
@@ -262,7 +258,7 @@ def bce_with_logits_loss(
     else:  # a float (validated above) or None
         w = pos_weight if isinstance(pos_weight, float) else None
     if isinstance(w, Tensor) and w.dim() == 1:
-        w = _along_classes(w, x)
+        w = along_classes(w, x)
 
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing

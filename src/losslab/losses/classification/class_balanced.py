@@ -22,8 +22,8 @@ from losslab._checks import (
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.classification._common import check_class_target
 from losslab.losses.classification.focal import _is_scalar
-from losslab.losses.classification.softmax_focal import check_class_target
 
 __all__ = ["ClassBalancedLoss", "class_balanced_loss"]
 

@@ -12,19 +12,14 @@ from losslab._checks import (
     as_class_weight,
     check_class_ids,
     check_float,
-    check_floating,
     check_ignore_index,
     check_range,
     check_reduction,
-    check_same_device,
-    check_sample_weight,
-    check_tensor,
-    fail,
-    fmt,
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.classification._common import along_classes, check_class_inputs
 
 __all__ = ["CrossEntropyLoss", "cross_entropy_loss"]
 
@@ -52,81 +47,6 @@ def _check_options(
     )
 
 
-def _check_inputs(
-    fn: str,
-    logits: Tensor,
-    target: Tensor,
-    *,
-    soft_allowed: bool,
-    reduction: str,
-    sample_weight: Optional[Tensor],
-    validate: bool,
-) -> bool:
-    """Shape, dtype and device checks of (logits, target); True for soft targets.
-
-    Class ids have shape (N, d1, ...) and an integer dtype; soft targets are floating
-    with exactly ``logits``' shape. Nothing is broadcast.
-    """
-    check_floating(fn, "logits", logits)
-    check_tensor(fn, "target", target)
-    shape = tuple(logits.shape)
-    if logits.dim() < 2:
-        fail(
-            fn,
-            "logits",
-            "have shape (N, C) or (N, C, d1, ...), classes along dim 1",
-            shape,
-            raw_got=True,
-        )
-    if shape[1] < 2:
-        # Softmax over one class is identically 1: the loss would be 0 whatever the data.
-        fail(
-            fn,
-            "logits",
-            "have at least 2 classes along dim 1",
-            shape,
-            raw_got=True,
-            hint="For one logit per sample use bce_with_logits_loss.",
-        )
-    check_same_device(fn, "target", target, "logits", logits)
-    ids_shape = (shape[0], *shape[2:])
-    soft = soft_allowed and target.is_floating_point() and tuple(target.shape) == shape
-    if not soft:
-        if tuple(target.shape) == ids_shape:
-            if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-                also = f"; soft targets must have `logits`' shape {shape}" if soft_allowed else ""
-                fail(
-                    fn,
-                    "target",
-                    "be an integer tensor of class ids",
-                    f"dtype {fmt(target.dtype)}",
-                    kind=TypeError,
-                    raw_got=True,
-                    hint=f"Convert it with `.long()`{also}.",
-                )
-        else:
-            if soft_allowed:
-                expected = f"have shape {ids_shape} (class ids) or {shape} (probabilities), as `logits` {shape} implies"
-            else:
-                expected = f"have shape {ids_shape} (class ids), as `logits` {shape} implies"
-            hint = None
-            if tuple(target.shape) == shape:
-                hint = (
-                    "One-hot or soft targets must be floating point."
-                    if soft_allowed
-                    else "Pass class ids, not one-hot targets."
-                )
-            fail(fn, "target", expected, tuple(target.shape), raw_got=True, hint=hint)
-    check_reduction(fn, reduction)
-    check_sample_weight(fn, sample_weight, shape[0], logits, validate=validate)
-    return soft
-
-
-def _along_classes(w: Tensor, like: Tensor) -> Tensor:
-    """View a per-class (C,) tensor so that it multiplies dim 1 of ``like``."""
-    return w.reshape((1, w.shape[0]) + (1,) * (like.dim() - 2))
-
-
 def _lse(x: Tensor) -> Tensor:
     # logsumexp saves only its input (already alive) and its (N, d1, ...) result: no
     # log-probability tensor is kept for backward.
@@ -142,7 +62,7 @@ def _smoothing_sum(x: Tensor, lse: Tensor, w: Optional[Tensor]) -> Tensor:
     """
     diff = lse.unsqueeze(1) - x
     if w is not None:
-        diff = diff * _along_classes(w, x)
+        diff = diff * along_classes(w, x)
     return diff.sum(1)
 
 
@@ -254,7 +174,7 @@ def cross_entropy_loss(
     tensor(1.5620)
     """
     fn = "cross_entropy_loss"
-    soft = _check_inputs(
+    soft = check_class_inputs(
         fn,
         logits,
         target,
@@ -277,7 +197,7 @@ def cross_entropy_loss(
         if label_smoothing:
             t = t * (1.0 - label_smoothing) + label_smoothing / num_classes
         if w is not None:
-            t = t * _along_classes(w, x)
+            t = t * along_classes(w, x)
         # sum_c t_c (lse - x_c): every term >= 0; the product is a temporary, not saved.
         loss = ((_lse(x).unsqueeze(1) - x) * t).sum(1)
         return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=out_dtype)

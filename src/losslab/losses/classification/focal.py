@@ -22,6 +22,7 @@ from losslab._checks import (
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.classification._common import along_classes
 
 __all__ = ["SigmoidFocalLoss", "sigmoid_focal_loss"]
 
@@ -69,7 +70,7 @@ def per_class_view(
     weight = cast(Tensor, weight)
     if high is not None:
         check_range(fn, name, weight, low=0.0, high=high, validate=validate)
-    return weight.to(dtype).reshape((1, -1) + (1,) * (logits.dim() - 2))
+    return along_classes(weight.to(dtype), logits)
 
 
 def check_alpha(

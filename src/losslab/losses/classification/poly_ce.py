@@ -13,9 +13,9 @@ from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.classification.cross_entropy import (
     ClassWeight,
-    _check_inputs,
     _class_id_terms,
     _reduce_class_ids,
+    check_class_inputs,
 )
 from losslab.losses.classification.cross_entropy import _check_options as _ce_options
 
@@ -94,7 +94,7 @@ def poly_cross_entropy_loss(
     tensor(0.8964)
     """
     fn = "poly_cross_entropy_loss"
-    _check_inputs(
+    check_class_inputs(
         fn,
         logits,
         target,

@@ -8,20 +8,14 @@ import torch
 from torch import Tensor
 
 from losslab._checks import (
-    check_class_ids,
     check_float,
-    check_floating,
     check_ignore_index,
-    check_int,
-    check_ndim_at_least,
     check_reduction,
-    check_same_device,
-    check_sample_weight,
-    fail,
 )
 from losslab._reduce import output_dtype, reduce, upcast
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.classification._common import check_class_target
 from losslab.losses.classification.focal import PerClass, check_alpha
 
 __all__ = ["SoftmaxFocalLoss", "softmax_focal_loss"]
@@ -37,40 +31,6 @@ def _check_options(
     return (
         check_alpha(fn, alpha, logits, high=None, positive=True, validate=validate),
         check_float(fn, "gamma", gamma, low=0.0),
-    )
-
-
-def check_class_target(
-    fn: str,
-    logits: Tensor,
-    target: Tensor,
-    *,
-    ignore_index: Optional[int],
-    sample_weight: Optional[Tensor],
-    validate: bool,
-    reduction: str,
-) -> None:
-    """Checks of (logits (N, C, ...), target class ids (N, ...)) for softmax-based losses."""
-    check_floating(fn, "logits", logits)
-    check_int(fn, "target", target)
-    check_ndim_at_least(fn, "logits", logits, 2, "(N, C, ...), classes along dim 1")
-    if logits.shape[1] < 2:
-        fail(fn, "logits", "have at least 2 classes along dim 1", tuple(logits.shape), raw_got=True)
-    expected = tuple(logits.shape[:1] + logits.shape[2:])
-    if tuple(target.shape) != expected:
-        fail(
-            fn,
-            "target",
-            f"have shape {expected}, `logits`' shape {tuple(logits.shape)} without the class dim 1",
-            tuple(target.shape),
-            raw_got=True,
-            hint="Class ids are not one-hot and are never broadcast.",
-        )
-    check_same_device(fn, "target", target, "logits", logits)
-    check_reduction(fn, reduction)
-    check_sample_weight(fn, sample_weight, logits.shape[0], logits, validate=validate)
-    check_class_ids(
-        fn, "target", target, logits.shape[1], ignore_index=ignore_index, validate=validate
     )
 
 
