@@ -10,16 +10,16 @@ from torch import Tensor
 
 from losslab._checks import (
     check_float,
-    check_pointwise,
     check_reduction,
     check_same_device,
     fail,
     fmt,
     is_compiling,
 )
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["BarronLoss", "barron_loss"]
 
@@ -208,18 +208,12 @@ def barron_loss(
     tensor(1.0079)
     """
     fn = "barron_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     alpha = _check_alpha(fn, alpha, pred, validate=validate)
     scale = _check_scale(fn, scale)
-    z = (upcast(pred) - upcast(target)) / scale
+    z = e / scale
     if not isinstance(alpha, Tensor):
         # Round alpha as the compute dtype does: 2 - 1e-9 is the exact L2 case in float32, and
         # -1e39 is -inf (Welsch); +1e39 would be +inf, which is refused.

@@ -6,10 +6,11 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 from losslab.losses.regression.barron import _log1p_sq
 
 __all__ = ["CauchyLoss", "cauchy_loss"]
@@ -55,17 +56,11 @@ def cauchy_loss(
     tensor(1.3477)
     """
     fn = "cauchy_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     scale = _check_options(fn, scale)
-    z = (upcast(pred) - upcast(target)) / scale
+    z = e / scale
     loss = _log1p_sq(z, 2.0)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
 

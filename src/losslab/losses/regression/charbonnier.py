@@ -7,10 +7,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["CharbonnierLoss", "charbonnier_loss"]
 
@@ -57,17 +58,10 @@ def charbonnier_loss(
     tensor(1.7618)
     """
     fn = "charbonnier_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     eps = _check_options(fn, eps)
-    e = upcast(pred) - upcast(target)
     # sqrt(e^2 + eps^2) - eps == e^2 / (hypot(e, eps) + eps); e / (hypot + eps) is in [0, 1),
     # so the product never overflows and nothing cancels.
     loss = e * (e / (torch.hypot(e, e.new_tensor(eps)) + eps))

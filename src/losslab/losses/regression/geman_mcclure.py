@@ -6,10 +6,11 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["GemanMcClureLoss", "geman_mcclure_loss"]
 
@@ -58,17 +59,11 @@ def geman_mcclure_loss(
     tensor(0.9333)
     """
     fn = "geman_mcclure_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     scale = _check_options(fn, scale)
-    z = ((upcast(pred) - upcast(target)) / scale).clamp(-_BIG, _BIG)
+    z = (e / scale).clamp(-_BIG, _BIG)
     z2 = z * z
     loss = 2.0 * z2 / (z2 + 4.0)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))

@@ -7,10 +7,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["HuberLoss", "huber_loss"]
 
@@ -57,17 +58,10 @@ def huber_loss(
     tensor(1.3750)
     """
     fn = "huber_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     delta = _check_options(fn, delta)
-    e = upcast(pred) - upcast(target)
     a = e.abs()
     # The quadratic branch sees e clamped to [-delta, delta]: no overflow of e^2 at |e| = 1e30,
     # and its (unselected) gradient stays finite.

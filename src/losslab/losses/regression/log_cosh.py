@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab._checks import check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["LogCoshLoss", "log_cosh_loss"]
 
@@ -54,16 +55,9 @@ def log_cosh_loss(
     tensor(9.9135)
     """
     fn = "log_cosh_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
-    e = upcast(pred) - upcast(target)
     a = e.abs()
     # Near zero, |e| + softplus(-2|e|) - log 2 cancels to nothing; cosh(e) - 1 = 2 sinh(e/2)^2
     # keeps full relative precision there. e is clamped so that sinh cannot overflow in the

@@ -6,10 +6,11 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["MAELoss", "mae_loss"]
 
@@ -40,16 +41,10 @@ def mae_loss(
     tensor(1.6667)
     """
     fn = "mae_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
-    loss = (upcast(pred) - upcast(target)).abs()
+    loss = e.abs()
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
 
 

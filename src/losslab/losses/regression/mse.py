@@ -6,10 +6,11 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["MSELoss", "mse_loss"]
 
@@ -48,17 +49,10 @@ def mse_loss(
     tensor(4.3333)
     """
     fn = "mse_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    diff = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     weight = _check_options(fn, weight)
-    diff = upcast(pred) - upcast(target)
     loss = diff * diff
     if weight != 1.0:
         loss = loss * weight

@@ -7,10 +7,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["SmoothL1Loss", "smooth_l1_loss"]
 
@@ -57,17 +58,10 @@ def smooth_l1_loss(
     tensor(1.0208)
     """
     fn = "smooth_l1_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     beta = _check_options(fn, beta)
-    e = upcast(pred) - upcast(target)
     a = e.abs()
     if beta == 0.0:
         loss = a

@@ -6,10 +6,11 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 from losslab.losses.regression.barron import _welsch_rho
 
 __all__ = ["WelschLoss", "welsch_loss"]
@@ -56,17 +57,11 @@ def welsch_loss(
     tensor(0.6216)
     """
     fn = "welsch_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     scale = _check_options(fn, scale)
-    z = (upcast(pred) - upcast(target)) / scale
+    z = e / scale
     loss = _welsch_rho(z)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
 

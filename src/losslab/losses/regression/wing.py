@@ -8,10 +8,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from losslab._checks import check_float, check_pointwise, check_reduction
-from losslab._reduce import output_dtype, reduce, upcast
+from losslab._checks import check_float, check_reduction
+from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
+from losslab.losses.regression._residual import residual
 
 __all__ = ["WingLoss", "wing_loss"]
 
@@ -66,18 +67,12 @@ def wing_loss(
     tensor(11.6164)
     """
     fn = "wing_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
+    e = residual(
+        fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
     width, curvature = _check_options(fn, width, curvature)
     c = width - width * math.log1p(width / curvature)
-    a = (upcast(pred) - upcast(target)).abs()
+    a = e.abs()
     # |e| clamped to the width in the logarithmic branch: the unselected branch stays bounded.
     log_part = width * torch.log1p(a.clamp(max=width) / curvature)
     loss = torch.where(a < width, log_part, a - c)
