@@ -221,7 +221,7 @@ def test_error_inputs(case: Case, index: int) -> None:
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_enough_error_inputs(case: Case) -> None:
-    assert len(case.errors()) >= 8
+    assert len(case.errors()) >= 12
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)

@@ -238,24 +238,32 @@ def check_range(
         values = x if mask is None else x[mask]
         if values.numel() == 0:
             return
+        # Fast path: one pass (aminmax; NaN propagates into both) and one host sync.
+        lowest, highest = (float(v) for v in torch.stack(torch.aminmax(values)).tolist())
+        fine = not (math.isnan(lowest) or math.isnan(highest))
+        if fine and low is not None:
+            fine = lowest > low if low_open else lowest >= low
+        if fine and high is not None:
+            fine = highest < high if high_open else highest <= high
+        if fine:
+            return
         bad = torch.isnan(values)
         if low is not None:
             bad |= (values <= low) if low_open else (values < low)
         if high is not None:
             bad |= (values >= high) if high_open else (values > high)
-        if bool(bad.any()):
-            lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
-            hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
-            first = values[bad][0].item()
-            count = int(bad.sum())
-            fail(
-                fn,
-                name,
-                f"have values in {lo}, {hi}",
-                f"{count} value(s) outside, e.g. {first:g}",
-                raw_got=True,
-                hint="Pass validate=False to skip this check.",
-            )
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        first = values[bad][0].item()
+        count = int(bad.sum())
+        fail(
+            fn,
+            name,
+            f"have values in {lo}, {hi}",
+            f"{count} value(s) outside, e.g. {first:g}",
+            raw_got=True,
+            hint="Pass validate=False to skip this check.",
+        )
 
 
 def check_class_ids(
