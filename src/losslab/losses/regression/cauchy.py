@@ -6,19 +6,14 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_reduction
+from losslab._checks import check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.regression._residual import residual
-from losslab.losses.regression.barron import _log1p_sq
+from losslab.losses.regression.barron import _check_scale, _log1p_sq
 
 __all__ = ["CauchyLoss", "cauchy_loss"]
-
-
-def _check_options(fn: str, scale: float) -> float:
-    """Hyperparameter checks, shared by the function and the module's constructor."""
-    return check_float(fn, "scale", scale, low=0.0, low_open=True)
 
 
 def cauchy_loss(
@@ -59,7 +54,7 @@ def cauchy_loss(
     e = residual(
         fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
-    scale = _check_options(fn, scale)
+    scale = _check_scale(fn, scale)
     z = e / scale
     loss = _log1p_sq(z, 2.0)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
@@ -79,6 +74,6 @@ class CauchyLoss(Loss):
         self, *, scale: float = 1.0, validate: bool = True, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        scale = _check_options("CauchyLoss", scale)
+        scale = _check_scale("CauchyLoss", scale)
         check_reduction("CauchyLoss", reduction)
         self._store(scale=scale, validate=validate, reduction=reduction)

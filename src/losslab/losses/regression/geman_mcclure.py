@@ -6,21 +6,17 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_reduction
+from losslab._checks import check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.regression._residual import residual
+from losslab.losses.regression.barron import _check_scale
 
 __all__ = ["GemanMcClureLoss", "geman_mcclure_loss"]
 
 # |z| beyond which the loss is 2 to every float64 digit; clamping there keeps z^2 finite.
 _BIG = 1e15
-
-
-def _check_options(fn: str, scale: float) -> float:
-    """Hyperparameter checks, shared by the function and the module's constructor."""
-    return check_float(fn, "scale", scale, low=0.0, low_open=True)
 
 
 def geman_mcclure_loss(
@@ -62,7 +58,7 @@ def geman_mcclure_loss(
     e = residual(
         fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
-    scale = _check_options(fn, scale)
+    scale = _check_scale(fn, scale)
     z = (e / scale).clamp(-_BIG, _BIG)
     z2 = z * z
     loss = 2.0 * z2 / (z2 + 4.0)
@@ -83,6 +79,6 @@ class GemanMcClureLoss(Loss):
         self, *, scale: float = 1.0, validate: bool = True, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        scale = _check_options("GemanMcClureLoss", scale)
+        scale = _check_scale("GemanMcClureLoss", scale)
         check_reduction("GemanMcClureLoss", reduction)
         self._store(scale=scale, validate=validate, reduction=reduction)

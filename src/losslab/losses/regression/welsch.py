@@ -6,19 +6,14 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_float, check_reduction
+from losslab._checks import check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.regression._residual import residual
-from losslab.losses.regression.barron import _welsch_rho
+from losslab.losses.regression.barron import _check_scale, _welsch_rho
 
 __all__ = ["WelschLoss", "welsch_loss"]
-
-
-def _check_options(fn: str, scale: float) -> float:
-    """Hyperparameter checks, shared by the function and the module's constructor."""
-    return check_float(fn, "scale", scale, low=0.0, low_open=True)
 
 
 def welsch_loss(
@@ -60,7 +55,7 @@ def welsch_loss(
     e = residual(
         fn, pred, target, sample_weight=sample_weight, validate=validate, reduction=reduction
     )
-    scale = _check_options(fn, scale)
+    scale = _check_scale(fn, scale)
     z = e / scale
     loss = _welsch_rho(z)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
@@ -80,6 +75,6 @@ class WelschLoss(Loss):
         self, *, scale: float = 1.0, validate: bool = True, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        scale = _check_options("WelschLoss", scale)
+        scale = _check_scale("WelschLoss", scale)
         check_reduction("WelschLoss", reduction)
         self._store(scale=scale, validate=validate, reduction=reduction)
