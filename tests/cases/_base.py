@@ -29,6 +29,7 @@ class Sample:
     gradcheck: bool = True  # differentiable at the sample's points
     batch_split: bool = True  # reduction="sum" is additive over splits along dim 0
     low_precision: bool = True  # meaningful in fp16/bf16
+    none_shape: Optional[tuple[int, ...]] = None  # overrides the case's none_shape for this sample
 
     def __repr__(self) -> str:
         return self.note or "sample"

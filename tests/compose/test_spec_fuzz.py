@@ -21,7 +21,13 @@ def _builds_with_defaults(cls: type) -> bool:
     return True
 
 
-KEYS = [e.key for e in losslab.entries() if e.input_kind != "none" and _builds_with_defaults(e.cls)]
+KEYS = [
+    e.key
+    for e in losslab.entries()
+    if e.input_kind != "none"
+    and _builds_with_defaults(e.cls)
+    and not getattr(e.cls, "preset", False)
+]
 NAMES = st.sampled_from(
     [*KEYS, "l2", "msee", "os", "eval", "__import__", "_x", "self", "True", "None"]
 )

@@ -1,0 +1,27 @@
+"""Segmentation losses: the Dice family, Tversky, Lovasz, boundary; one policy for empty and ignored labels."""
+
+from losslab.losses.segmentation.dice import DiceLoss, dice_loss
+from losslab.losses.segmentation.focal_tversky import FocalTverskyLoss, focal_tversky_loss
+from losslab.losses.segmentation.jaccard import JaccardLoss, jaccard_loss
+from losslab.losses.segmentation.log_cosh_dice import LogCoshDiceLoss, log_cosh_dice_loss
+from losslab.losses.segmentation.log_dice import LogDiceLoss, log_dice_loss
+from losslab.losses.segmentation.presets import BCEDiceLoss, CEDiceLoss, FocalDiceLoss
+from losslab.losses.segmentation.tversky import TverskyLoss, tversky_loss
+
+__all__ = [
+    "BCEDiceLoss",
+    "CEDiceLoss",
+    "DiceLoss",
+    "FocalDiceLoss",
+    "FocalTverskyLoss",
+    "JaccardLoss",
+    "LogCoshDiceLoss",
+    "LogDiceLoss",
+    "TverskyLoss",
+    "dice_loss",
+    "focal_tversky_loss",
+    "jaccard_loss",
+    "log_cosh_dice_loss",
+    "log_dice_loss",
+    "tversky_loss",
+]

@@ -1,0 +1,145 @@
+"""The shared signature of the overlap losses: options, the pipeline, the module base."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
+
+from torch import Tensor
+
+from losslab._checks import as_class_weight, check_reduction
+from losslab._reduce import output_dtype
+from losslab.losses.base import Loss
+from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._overlap import (
+    Stats,
+    check_overlap_options,
+    finish,
+    overlap_stats,
+)
+
+ClassWeight = Union[Tensor, Sequence[float], None]
+PerClassLoss = Callable[[Stats], Tensor]
+
+
+def check_options(
+    fn: str,
+    *,
+    mode: str,
+    activation: Optional[str],
+    class_weight: ClassWeight,
+    ignore_index: Optional[int],
+    classes: Optional[Sequence[int]],
+    include_background: bool,
+    aggregate: str,
+    smooth: float,
+    eps: float,
+    empty: str,
+    reduction: str,
+) -> dict[str, Any]:
+    """Every option the overlap losses share, checked once; returns them normalized."""
+    mode, activation, ignore_index, classes_t = check_common_options(
+        fn,
+        mode=mode,
+        activation=activation,
+        ignore_index=ignore_index,
+        classes=classes,
+        include_background=include_background,
+    )
+    smooth, eps = check_overlap_options(
+        fn, aggregate=aggregate, smooth=smooth, eps=eps, empty=empty
+    )
+    check_reduction(fn, reduction)
+    class_weight = as_class_weight(fn, "class_weight", class_weight, None)
+    return dict(
+        mode=mode,
+        activation=activation,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        classes=classes_t,
+        include_background=include_background,
+        aggregate=aggregate,
+        smooth=smooth,
+        eps=eps,
+        empty=empty,
+    )
+
+
+def overlap_loss(
+    fn: str,
+    logits: Tensor,
+    target: Tensor,
+    per_class: PerClassLoss,
+    *,
+    squared: bool = False,
+    mode: str,
+    activation: Optional[str],
+    class_weight: ClassWeight,
+    ignore_index: Optional[int],
+    classes: Optional[Sequence[int]],
+    include_background: bool,
+    aggregate: str,
+    smooth: float,
+    eps: float,
+    empty: str,
+    sample_weight: Optional[Tensor],
+    validate: bool,
+    reduction: str,
+) -> Tensor:
+    """prepare -> soft statistics -> per (unit, class) loss -> class average -> reduction."""
+    opts = check_options(
+        fn,
+        mode=mode,
+        activation=activation,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        classes=classes,
+        include_background=include_background,
+        aggregate=aggregate,
+        smooth=smooth,
+        eps=eps,
+        empty=empty,
+        reduction=reduction,
+    )
+    prep = prepare(
+        fn,
+        logits,
+        target,
+        mode=opts["mode"],
+        activation=opts["activation"],
+        ignore_index=opts["ignore_index"],
+        classes=opts["classes"],
+        include_background=include_background,
+        validate=validate,
+    )
+    stats = overlap_stats(
+        fn,
+        prep,
+        aggregate=aggregate,
+        squared=squared,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
+    loss = per_class(stats)
+    return finish(
+        fn,
+        loss,
+        stats,
+        empty=empty,
+        class_weight=opts["class_weight"],
+        num_classes=prep.num_classes,
+        selected=prep.selected,
+        aggregate=aggregate,
+        sample_weight=sample_weight,
+        reduction=reduction,
+        out_dtype=output_dtype(logits),
+        validate=validate,
+    )
+
+
+class OverlapLoss(Loss):
+    """Base of the overlap losses: metadata and the shared constructor checks."""
+
+    family = "segmentation"
+    input_kind = "logits"
+    pointwise = False
