@@ -33,7 +33,10 @@ class _Preset(WeightedSum):
         first_weight = check_float(fn, f"{first.key}_weight", first_weight, low=0.0)
         dice_weight = check_float(fn, "dice_weight", dice_weight, low=0.0)
         WeightedSum.__init__(self, [first, DiceLoss(**options)], [first_weight, dice_weight])
-        self._options = {f"{first.key}_weight": first_weight, "dice_weight": dice_weight}
+        self._options: dict[str, Any] = {
+            f"{first.key}_weight": first_weight,
+            "dice_weight": dice_weight,
+        }
 
     def spec_kwargs(self) -> dict[str, Any]:
         return {k: v for k, v in self._options.items() if v != 0.5}
