@@ -427,7 +427,7 @@ def _tversky(hp: dict[str, Any], focal: bool = False) -> Callable[..., torch.Ten
 
     def f(tp, ps, ts, p2, t2, s, eps):  # type: ignore[no-untyped-def]
         index = _score(tp, tp + a * (ps - tp) + b * (ts - tp), s, eps)
-        return (1.0 - index).clamp_min(eps) ** gamma if focal else 1.0 - index
+        return (1.0 - index).clamp_min(0.0) ** gamma if focal else 1.0 - index
 
     return f
 

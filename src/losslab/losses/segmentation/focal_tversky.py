@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 from losslab._checks import check_float
@@ -58,8 +59,7 @@ def focal_tversky_loss(
 
     with :math:`T_c` the Tversky index (``alpha`` on false positives, ``beta`` on false
     negatives). For :math:`\gamma < 1` the derivative of :math:`(1 - T)^\gamma` is
-    unbounded as :math:`T \to 1`; :math:`1 - T` is floored at ``eps`` so gradients stay
-    finite at a perfect prediction.
+    unbounded as :math:`T \to 1`; at exactly :math:`T = 1` the loss is 0 with gradient 0.
 
     Args:
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
@@ -90,7 +90,12 @@ def focal_tversky_loss(
 
     def per_class(st: Stats) -> Tensor:
         index = ratio(st.tp, st.tp + alpha * st.fp + beta * st.fn, smooth=smooth_f, eps=eps_f)
-        return (1.0 - index).clamp_min(eps_f) ** gamma
+        gap = 1.0 - index
+        # (1 - T)^gamma through a double where: at a perfect score the value is exactly 0 and the
+        # gradient 0 (the true derivative is unbounded for gamma < 1), never NaN.
+        positive = gap > 0
+        safe = torch.where(positive, gap, torch.ones_like(gap))
+        return torch.where(positive, safe**gamma, torch.zeros_like(gap))
 
     return overlap_loss(
         fn,
