@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from losslab.losses.segmentation import (
     DiceLoss,
     FocalTverskyLoss,
+    GeneralizedDiceLoss,
     JaccardLoss,
     LogCoshDiceLoss,
     LogDiceLoss,
@@ -502,6 +503,115 @@ CASES = [
         ),
     ),
 ]
+
+
+def _gdl_ref(
+    logits: torch.Tensor, target: torch.Tensor, *, weighting: str = "square", **kw: Any
+) -> torch.Tensor:
+    """Sudre's formula per unit, built from per-class sums captured through the generic reference."""
+    o = {**COMMON_DEFAULTS, **kw}
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(tp, ps, ts, p2, t2, s, eps):  # type: ignore[no-untyped-def]
+        captured.update(tp=tp, ps=ps, ts=ts)
+        return torch.zeros_like(tp)
+
+    reference(logits, target, grab, **{**kw, "class_weight": None, "empty": "ratio"})
+    tp, ps, ts = captured["tp"], captured["ps"], captured["ts"]
+    chosen = list(range(logits.shape[1])) if o["classes"] is None else list(o["classes"])
+    if not o["include_background"]:
+        chosen = [k for k in chosen if k != 0]
+    v = (
+        torch.ones(logits.shape[1], dtype=torch.float64)
+        if o["class_weight"] is None
+        else torch.as_tensor(o["class_weight"], dtype=torch.float64)
+    )
+    v = v[chosen]
+    losses, counted = [], []
+    for u in range(tp.shape[0]):
+        w = []
+        for c in range(tp.shape[1]):
+            vol = float(ts[u, c])
+            raw = {
+                "square": 1 / vol**2 if vol > 0 else None,
+                "simple": 1 / vol if vol > 0 else None,
+                "uniform": 1.0 if vol > 0 else None,
+            }[weighting]
+            w.append(raw)
+        finite = [x for x in w if x is not None]
+        fill = max(finite) if finite else 1.0
+        ww = (
+            torch.tensor(
+                [(0.0 if o["empty"] == "skip" else fill) if x is None else x for x in w],
+                dtype=torch.float64,
+            )
+            * v
+        )
+        num = 2 * float((ww * tp[u]).sum()) + o["smooth"]
+        den = float((ww * (ps[u] + ts[u])).sum()) + o["smooth"]
+        losses.append(1.0 - (1.0 if den <= 0 else num / max(den, o["eps"])))
+        counted.append(not (o["empty"] == "skip" and float(ts[u].sum()) == 0))
+    per_unit = torch.tensor(losses, dtype=torch.float64) * torch.tensor(
+        counted, dtype=torch.float64
+    )
+    if o["aggregate"] == "batch":
+        return per_unit[0]
+    sw = (
+        torch.ones(tp.shape[0], dtype=torch.float64)
+        if o["sample_weight"] is None
+        else o["sample_weight"].double()
+    )
+    if o["reduction"] == "none":
+        return per_unit * sw
+    if o["reduction"] == "sum":
+        return (per_unit * sw).sum()
+    sw = sw * torch.tensor(counted, dtype=torch.float64)
+    return (per_unit * sw).sum() / sw.sum() if sw.sum() > 0 else per_unit.sum() * 0.0
+
+
+def _gdl_samples(g: torch.Generator) -> list[Sample]:
+    base = _samples({})(g)
+    out = [s for s in base if s.kwargs.get("empty") != "zero"]
+    out += [
+        Sample(s.args, {**s.kwargs, "weighting": w}, note=f"{s.note} {w}", none_shape=s.none_shape)
+        for s in base[1:3]
+        for w in ("simple", "uniform")
+    ]
+    out.append(
+        Sample(base[3].args, {**base[3].kwargs, "empty": "ratio"}, note="multilabel empty ratio")
+    )
+    return out
+
+
+CASES.append(
+    Case(
+        key="generalized_dice",
+        module=GeneralizedDiceLoss,
+        reference=_gdl_ref,
+        samples=_gdl_samples,
+        errors=lambda: [
+            *_errors("generalized_dice_loss", {})()[:-6],
+            ErrorInput(
+                (x1_, t1_),
+                {"weighting": "squares"},
+                ValueError,
+                r"`weighting` must be one of 'square' \| 'simple' \| 'uniform'; got 'squares'. Did you mean 'square'\?",
+                "weighting typo",
+            ),
+            ErrorInput(
+                (x1_, t1_),
+                {"empty": "zero"},
+                ValueError,
+                r"`empty` must be 'ratio' or 'skip'",
+                "empty zero",
+            ),
+        ],
+        extremes=lambda: [s for s in _extremes({})() if s.kwargs.get("empty") != "zero"],
+        none_shape=lambda logits, target: (logits.shape[0],),
+        low_precision_rtol=5e-3,
+    )
+)
+
 # dice also runs with squared denominators
 _dice_samples = CASES[0].samples
 CASES[0].samples = lambda g: [

@@ -13,6 +13,7 @@ import losslab
 from losslab.functional import (
     dice_loss,
     focal_tversky_loss,
+    generalized_dice_loss,
     jaccard_loss,
     log_cosh_dice_loss,
     log_dice_loss,
@@ -26,6 +27,7 @@ OVERLAP: list[Callable[..., torch.Tensor]] = [
     focal_tversky_loss,
     log_dice_loss,
     log_cosh_dice_loss,
+    generalized_dice_loss,
 ]
 
 
@@ -117,6 +119,8 @@ CONDITIONS = {
 def test_empty_ignore_matrix(
     fn: Callable[..., torch.Tensor], condition: str, ignored: str, empty: str
 ) -> None:
+    if fn is generalized_dice_loss and empty == "zero":
+        pytest.skip("refused by design: one ratio over classes has no per-class loss to zero")
     logits, target = CONDITIONS[condition]
     logits = logits.clone().requires_grad_(True)
     target = target.clone()
@@ -137,6 +141,7 @@ def test_empty_ignore_matrix(
     elif condition in ("empty target", "empty prediction"):
         # false positives on an empty class, or a missed class, cost most of the maximum
         worst = fn(torch.full_like(logits, -30.0), torch.ones_like(target), empty=empty)
+        assert worst.item() > 0
         assert loss.item() > 0.8 * worst.item() > 0
 
 

@@ -2,6 +2,7 @@
 
 from losslab.losses.segmentation.dice import DiceLoss, dice_loss
 from losslab.losses.segmentation.focal_tversky import FocalTverskyLoss, focal_tversky_loss
+from losslab.losses.segmentation.generalized_dice import GeneralizedDiceLoss, generalized_dice_loss
 from losslab.losses.segmentation.jaccard import JaccardLoss, jaccard_loss
 from losslab.losses.segmentation.log_cosh_dice import LogCoshDiceLoss, log_cosh_dice_loss
 from losslab.losses.segmentation.log_dice import LogDiceLoss, log_dice_loss
@@ -14,12 +15,14 @@ __all__ = [
     "DiceLoss",
     "FocalDiceLoss",
     "FocalTverskyLoss",
+    "GeneralizedDiceLoss",
     "JaccardLoss",
     "LogCoshDiceLoss",
     "LogDiceLoss",
     "TverskyLoss",
     "dice_loss",
     "focal_tversky_loss",
+    "generalized_dice_loss",
     "jaccard_loss",
     "log_cosh_dice_loss",
     "log_dice_loss",
