@@ -6,6 +6,8 @@ from losslab.losses.segmentation.generalized_dice import GeneralizedDiceLoss, ge
 from losslab.losses.segmentation.jaccard import JaccardLoss, jaccard_loss
 from losslab.losses.segmentation.log_cosh_dice import LogCoshDiceLoss, log_cosh_dice_loss
 from losslab.losses.segmentation.log_dice import LogDiceLoss, log_dice_loss
+from losslab.losses.segmentation.lovasz_hinge import LovaszHingeLoss, lovasz_hinge_loss
+from losslab.losses.segmentation.lovasz_softmax import LovaszSoftmaxLoss, lovasz_softmax_loss
 from losslab.losses.segmentation.presets import BCEDiceLoss, CEDiceLoss, FocalDiceLoss
 from losslab.losses.segmentation.tversky import TverskyLoss, tversky_loss
 
@@ -19,6 +21,8 @@ __all__ = [
     "JaccardLoss",
     "LogCoshDiceLoss",
     "LogDiceLoss",
+    "LovaszHingeLoss",
+    "LovaszSoftmaxLoss",
     "TverskyLoss",
     "dice_loss",
     "focal_tversky_loss",
@@ -26,5 +30,7 @@ __all__ = [
     "jaccard_loss",
     "log_cosh_dice_loss",
     "log_dice_loss",
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
     "tversky_loss",
 ]

@@ -1,0 +1,229 @@
+"""Lovasz-softmax: the Lovasz extension of the per-class Jaccard loss at the probability errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from losslab._checks import check_choice, check_reduction, check_sample_weight
+from losslab._reduce import output_dtype
+from losslab._registry import register
+from losslab.losses.base import Loss
+from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation.lovasz_hinge import (
+    AGGREGATES,
+    check_hard_labels,
+    lovasz_extension,
+    pixel_weights,
+    reduce_units,
+    to_units,
+)
+
+__all__ = ["LovaszSoftmaxLoss", "lovasz_softmax_loss"]
+
+
+def _check_options(
+    fn: str,
+    *,
+    mode: str,
+    activation: Optional[str],
+    ignore_index: Optional[int],
+    classes: Optional[Sequence[int]],
+    include_background: bool,
+    aggregate: str,
+    present_only: bool,
+    reduction: str,
+) -> Optional[tuple[int, ...]]:
+    """Hyperparameter checks, shared by the function and the module's constructor."""
+    _, _, _, classes_t = check_common_options(
+        fn,
+        mode=mode,
+        activation=activation,
+        ignore_index=ignore_index,
+        classes=classes,
+        include_background=include_background,
+    )
+    check_choice(fn, "aggregate", aggregate, AGGREGATES)
+    check_choice(fn, "present_only", present_only, (True, False))
+    check_reduction(fn, reduction)
+    return classes_t
+
+
+def lovasz_softmax_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    mode: str = "multiclass",
+    activation: Optional[str] = "auto",
+    ignore_index: Optional[int] = None,
+    classes: Optional[Sequence[int]] = None,
+    include_background: bool = True,
+    aggregate: str = "image",
+    present_only: bool = True,
+    sample_weight: Optional[Tensor] = None,
+    validate: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Lovasz-softmax loss: per class, the Lovasz extension of the Jaccard loss at :math:`|t - p|`.
+
+    Per unit (an image, or the whole batch) and class :math:`c`, with errors
+    :math:`e_{ic} = |t_{ic} - p_{ic}|` over the valid pixels sorted decreasingly
+    (:math:`\pi`):
+
+    .. math::
+
+        \ell_c = \sum_i e_{\pi_i c}\,\bigl(J_c(\{\pi_1..\pi_i\}) - J_c(\{\pi_1..\pi_{i-1}\})\bigr),
+        \qquad \ell = \frac{1}{|K|} \sum_{c \in K} \ell_c
+
+    with :math:`J_c(S) = 1 - |y_c \setminus S| / (|y_c| + |S \setminus y_c|)` the Jaccard
+    loss of class :math:`c` when the pixels of :math:`S` are mispredicted. :math:`K` holds the
+    selected classes (``classes``, ``include_background``); with ``present_only=True`` (the
+    paper's ``classes="present"``) only those with foreground in the unit. That is the
+    family's ``empty="skip"`` policy: an absent class is left out of the class average (its
+    false positives are not penalized by this loss), and a unit with no present class (an
+    all-ignored image, for instance) is left out of the mean over images; the paper's code
+    averages such an image in as 0 instead. ``present_only=False`` averages over all of
+    :math:`K` (the paper's ``"all"``): an absent class then costs its largest error.
+
+    Mode ``"binary"`` (one channel, sigmoid) reports the foreground class only: it equals
+    ``mode="multiclass"`` on the logits ``(0, x)`` with ``classes=[1]``.
+
+    Class-id targets are never one-hot encoded as floats: the (B, K, N) boolean indicator
+    ``ids == c`` is built by one comparison, which costs no more than the (B, K, N) errors
+    that the sort needs anyway. One batched ``torch.sort`` sorts all (unit, class) rows.
+
+    Args:
+        logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
+        target: class ids (B, *spatial) (binary / multiclass) or a dense hard {0, 1} mask of
+            ``logits``' shape (soft values are refused: the Lovasz extension is defined on sets).
+        mode: ``"multiclass"`` (softmax), ``"multilabel"`` or ``"binary"`` (sigmoid).
+        activation: ``"auto"``, ``"sigmoid"``, ``"softmax"`` or ``None`` (``logits`` already
+            are probabilities in [0, 1]).
+        ignore_index: target value of pixels that do not count (255 works).
+        classes: the class channels to average over (default all).
+        include_background: ``False`` leaves channel 0 out (not in binary mode).
+        aggregate: ``"image"`` (per image, then averaged) or ``"batch"`` (all pixels of the
+            batch as one set per class).
+        present_only: average only over the classes present in the unit's target.
+        sample_weight: (B,) image weights: a weighted mean over images for ``"image"``; pixel
+            weights of a weighted Jaccard for ``"batch"`` (weight k == the image k times).
+        validate: check target values (host syncs).
+        reduction: ``"mean" | "sum" | "none"`` over images; ``none`` gives (B,) (times
+            ``sample_weight``) for ``"image"`` and a 0-d tensor for ``"batch"``.
+
+    Reference: Berman, Rannen Triki, Blaschko, "The Lovasz-Softmax loss: A tractable surrogate
+    for the optimization of the intersection-over-union measure in neural networks", CVPR 2018.
+
+    >>> import torch
+    >>> probs = torch.tensor([[[0.9, 0.2, 0.6, 0.3]]])
+    >>> target = torch.tensor([[[1.0, 0.0, 0.0, 1.0]]])
+    >>> lovasz_softmax_loss(probs, target, mode="binary", activation=None)
+    tensor(0.4917)
+    """
+    fn = "lovasz_softmax_loss"
+    classes_t = _check_options(
+        fn,
+        mode=mode,
+        activation=activation,
+        ignore_index=ignore_index,
+        classes=classes,
+        include_background=include_background,
+        aggregate=aggregate,
+        present_only=present_only,
+        reduction=reduction,
+    )
+    prep = prepare(
+        fn,
+        logits,
+        target,
+        mode=mode,
+        activation=activation,
+        ignore_index=ignore_index,
+        classes=classes_t,
+        include_background=include_background,
+        validate=validate,
+    )
+    check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
+    sel = prep.selected
+    probs = prep.probs if sel is None else prep.probs.index_select(1, sel)
+    valid = prep.valid
+    if valid is not None and valid.shape[1] > 1 and sel is not None:
+        valid = valid.index_select(1, sel)
+    if prep.ids is not None:
+        channels = sel if sel is not None else torch.arange(prep.num_classes, device=probs.device)
+        fg = prep.ids.unsqueeze(1) == channels.view(1, -1, 1)  # (B, K, N) bool
+        errors = torch.where(fg, 1.0 - probs, probs)  # |t - p| without abs' kink
+        gt = fg.to(probs.dtype)
+    else:
+        assert prep.dense is not None  # prepare() always sets ids or dense
+        gt = prep.dense if sel is None else prep.dense.index_select(1, sel)
+        check_hard_labels(fn, gt, valid, validate=validate)
+        errors = (gt - probs).abs()
+    w = pixel_weights(valid, errors, sample_weight, aggregate)
+    gt_u, w_u = to_units(gt, aggregate), to_units(w, aggregate)
+    per_class = lovasz_extension(to_units(errors, aggregate), gt_u, w_u, hinge=False)  # (U, K)
+    if present_only:
+        keep = ((gt_u * w_u).sum(-1) > 0).to(per_class.dtype)
+    else:
+        keep = torch.ones_like(per_class)
+    count = keep.sum(1)
+    per_unit = (per_class * keep).sum(1) / count.clamp_min(1.0)
+    return reduce_units(
+        per_unit,
+        count > 0,
+        aggregate=aggregate,
+        sample_weight=sample_weight,
+        reduction=reduction,
+        out_dtype=output_dtype(logits),
+    )
+
+
+@register
+class LovaszSoftmaxLoss(Loss):
+    """Lovasz-softmax: the Lovasz extension of the per-class Jaccard loss at the probability errors."""
+
+    key = "lovasz_softmax"
+    family = "segmentation"
+    input_kind = "logits"
+    pointwise = False
+    function = staticmethod(lovasz_softmax_loss)
+
+    def __init__(
+        self,
+        *,
+        mode: str = "multiclass",
+        activation: Optional[str] = "auto",
+        ignore_index: Optional[int] = None,
+        classes: Optional[Sequence[int]] = None,
+        include_background: bool = True,
+        aggregate: str = "image",
+        present_only: bool = True,
+        validate: bool = True,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        _check_options(
+            "LovaszSoftmaxLoss",
+            mode=mode,
+            activation=activation,
+            ignore_index=ignore_index,
+            classes=classes,
+            include_background=include_background,
+            aggregate=aggregate,
+            present_only=present_only,
+            reduction=reduction,
+        )
+        self._store(
+            mode=mode,
+            activation=activation,
+            ignore_index=ignore_index,
+            classes=classes,
+            include_background=include_background,
+            aggregate=aggregate,
+            present_only=present_only,
+            validate=validate,
+            reduction=reduction,
+        )
