@@ -22,6 +22,26 @@ ClassWeight = Union[Tensor, Sequence[float], None]
 PerClassLoss = Callable[[Stats], Tensor]
 
 
+COMMON = (
+    "mode",
+    "activation",
+    "class_weight",
+    "ignore_index",
+    "classes",
+    "include_background",
+    "aggregate",
+    "smooth",
+    "eps",
+    "empty",
+)
+PER_CALL = ("sample_weight", "validate", "reduction")
+
+
+def common(namespace: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """The shared options out of a caller's ``locals()``: one list of names, written once."""
+    return {name: namespace[name] for name in (*COMMON, *extra)}
+
+
 def check_options(
     fn: str,
     *,

@@ -10,9 +10,11 @@ from torch import Tensor
 from losslab._checks import check_choice
 from losslab._registry import register
 from losslab.losses.segmentation._family import (
+    PER_CALL,
     ClassWeight,
     OverlapLoss,
     check_options,
+    common,
     overlap_loss,
 )
 from losslab.losses.segmentation._overlap import Stats, ratio
@@ -103,19 +105,7 @@ def dice_loss(
         target,
         lambda st: 1.0 - dice_score(st, smooth=float(smooth), eps=float(eps), squared=squared),
         squared=squared,
-        mode=mode,
-        activation=activation,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        smooth=smooth,
-        eps=eps,
-        empty=empty,
-        sample_weight=sample_weight,
-        validate=validate,
-        reduction=reduction,
+        **common(locals(), *PER_CALL),
     )
 
 
@@ -144,19 +134,6 @@ class DiceLoss(OverlapLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        opts = check_options(
-            "DiceLoss",
-            mode=mode,
-            activation=activation,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            smooth=smooth,
-            eps=eps,
-            empty=empty,
-            reduction=reduction,
-        )
+        opts = check_options("DiceLoss", **common(locals(), "reduction"))
         check_choice("DiceLoss", "squared", squared, (False, True))
         self._store(**opts, squared=squared, validate=validate, reduction=reduction)

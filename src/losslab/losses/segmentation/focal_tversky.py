@@ -11,9 +11,11 @@ from torch import Tensor
 from losslab._checks import check_float
 from losslab._registry import register
 from losslab.losses.segmentation._family import (
+    PER_CALL,
     ClassWeight,
     OverlapLoss,
     check_options,
+    common,
     overlap_loss,
 )
 from losslab.losses.segmentation._overlap import Stats, ratio
@@ -102,19 +104,7 @@ def focal_tversky_loss(
         logits,
         target,
         per_class,
-        mode=mode,
-        activation=activation,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        smooth=smooth,
-        eps=eps,
-        empty=empty,
-        sample_weight=sample_weight,
-        validate=validate,
-        reduction=reduction,
+        **common(locals(), *PER_CALL),
     )
 
 
@@ -145,20 +135,7 @@ class FocalTverskyLoss(OverlapLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        opts = check_options(
-            "FocalTverskyLoss",
-            mode=mode,
-            activation=activation,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            smooth=smooth,
-            eps=eps,
-            empty=empty,
-            reduction=reduction,
-        )
+        opts = check_options("FocalTverskyLoss", **common(locals(), "reduction"))
         _check_options("FocalTverskyLoss", alpha, beta, gamma)
         self._store(
             **opts, alpha=alpha, beta=beta, gamma=gamma, validate=validate, reduction=reduction

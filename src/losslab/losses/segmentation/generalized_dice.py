@@ -11,7 +11,12 @@ from torch import Tensor
 from losslab._checks import as_class_weight, check_choice, fail
 from losslab._reduce import output_dtype
 from losslab._registry import register
-from losslab.losses.segmentation._family import ClassWeight, OverlapLoss, check_options
+from losslab.losses.segmentation._family import (
+    ClassWeight,
+    OverlapLoss,
+    check_options,
+    common,
+)
 from losslab.losses.segmentation._inputs import prepare
 from losslab.losses.segmentation._overlap import Stats, finish, overlap_stats, ratio
 
@@ -85,20 +90,7 @@ def generalized_dice_loss(
     tensor(0.2249)
     """
     fn = "generalized_dice_loss"
-    opts = check_options(
-        fn,
-        mode=mode,
-        activation=activation,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        smooth=smooth,
-        eps=eps,
-        empty=empty,
-        reduction=reduction,
-    )
+    opts = check_options(fn, **common(locals(), "reduction"))
     _check_options(fn, weighting, empty)
     prep = prepare(
         fn,
@@ -181,19 +173,6 @@ class GeneralizedDiceLoss(OverlapLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        opts = check_options(
-            "GeneralizedDiceLoss",
-            mode=mode,
-            activation=activation,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            smooth=smooth,
-            eps=eps,
-            empty=empty,
-            reduction=reduction,
-        )
+        opts = check_options("GeneralizedDiceLoss", **common(locals(), "reduction"))
         _check_options("GeneralizedDiceLoss", weighting, empty)
         self._store(**opts, weighting=weighting, validate=validate, reduction=reduction)

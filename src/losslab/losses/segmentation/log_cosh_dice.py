@@ -10,9 +10,11 @@ from torch import Tensor
 
 from losslab._registry import register
 from losslab.losses.segmentation._family import (
+    PER_CALL,
     ClassWeight,
     OverlapLoss,
     check_options,
+    common,
     overlap_loss,
 )
 from losslab.losses.segmentation._overlap import Stats
@@ -77,19 +79,7 @@ def log_cosh_dice_loss(
         logits,
         target,
         per_class,
-        mode=mode,
-        activation=activation,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        smooth=smooth,
-        eps=eps,
-        empty=empty,
-        sample_weight=sample_weight,
-        validate=validate,
-        reduction=reduction,
+        **common(locals(), *PER_CALL),
     )
 
 
@@ -117,18 +107,5 @@ class LogCoshDiceLoss(OverlapLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        opts = check_options(
-            "LogCoshDiceLoss",
-            mode=mode,
-            activation=activation,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            smooth=smooth,
-            eps=eps,
-            empty=empty,
-            reduction=reduction,
-        )
+        opts = check_options("LogCoshDiceLoss", **common(locals(), "reduction"))
         self._store(**opts, validate=validate, reduction=reduction)

@@ -10,9 +10,11 @@ from torch import Tensor
 from losslab._checks import check_float
 from losslab._registry import register
 from losslab.losses.segmentation._family import (
+    PER_CALL,
     ClassWeight,
     OverlapLoss,
     check_options,
+    common,
     overlap_loss,
 )
 from losslab.losses.segmentation._overlap import Stats, ratio
@@ -90,19 +92,7 @@ def tversky_loss(
         logits,
         target,
         per_class,
-        mode=mode,
-        activation=activation,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        smooth=smooth,
-        eps=eps,
-        empty=empty,
-        sample_weight=sample_weight,
-        validate=validate,
-        reduction=reduction,
+        **common(locals(), *PER_CALL),
     )
 
 
@@ -132,19 +122,6 @@ class TverskyLoss(OverlapLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        opts = check_options(
-            "TverskyLoss",
-            mode=mode,
-            activation=activation,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            smooth=smooth,
-            eps=eps,
-            empty=empty,
-            reduction=reduction,
-        )
+        opts = check_options("TverskyLoss", **common(locals(), "reduction"))
         _check_options("TverskyLoss", alpha, beta)
         self._store(**opts, alpha=alpha, beta=beta, validate=validate, reduction=reduction)
