@@ -172,18 +172,42 @@ def finish(
         loss = torch.where(stats.empty, torch.zeros_like(loss), loss)
     total_w = keep.sum(1)
     per_unit = (loss * keep).sum(1) / total_w.clamp_min(torch.finfo(loss.dtype).tiny)
-    counted = total_w > 0
+    return reduce_units(
+        per_unit,
+        total_w > 0,
+        aggregate=aggregate,
+        sample_weight=sample_weight,
+        reduction=reduction,
+        out_dtype=out_dtype,
+    )
+
+
+def reduce_units(
+    per_unit: Tensor,
+    counted: Tensor,
+    *,
+    aggregate: str,
+    sample_weight: Optional[Tensor],
+    reduction: str,
+    out_dtype: torch.dtype,
+) -> Tensor:
+    """Reduce (U,) unit losses; ``counted`` (U,) marks the units that count in the mean.
+
+    "batch": the single value (0-d) for every reduction (its sample weights are pixel weights).
+    "image": ``none`` gives ``loss * sample_weight`` (B,), ``sum`` its sum, ``mean`` its sum over
+    the weights of the counted images (0 with zero gradient when none counts).
+    """
     per_unit = torch.where(counted, per_unit, torch.zeros_like(per_unit))
     if aggregate == "batch":
         return per_unit[0].to(out_dtype)
-    weighted = per_unit if sample_weight is None else per_unit * sample_weight.to(per_unit.dtype)
-    if reduction == "none":  # as every reduction="none": the weighted per-image losses
-        return weighted.to(out_dtype)
-    if reduction == "sum":
-        return weighted.sum().to(out_dtype)
-    sw = counted.to(per_unit.dtype)
+    weights = counted.to(per_unit.dtype)
     if sample_weight is not None:
-        sw = sw * sample_weight.to(per_unit.dtype)
-    return ((per_unit * sw).sum() / sw.sum().clamp_min(torch.finfo(per_unit.dtype).tiny)).to(
-        out_dtype
-    )
+        sw = sample_weight.to(per_unit.dtype)
+        per_unit = per_unit * sw
+        weights = weights * sw
+    if reduction == "none":
+        return per_unit.to(out_dtype)
+    total = per_unit.sum()
+    if reduction == "sum":
+        return total.to(out_dtype)
+    return (total / weights.sum().clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)

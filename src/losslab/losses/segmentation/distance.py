@@ -35,6 +35,7 @@ from losslab._checks import (
     fmt,
 )
 from losslab.losses.segmentation._inputs import Prepared, check_common_options, prepare
+from losslab.losses.segmentation._overlap import reduce_units
 
 __all__ = ["distance_transform", "signed_distance"]
 
@@ -312,13 +313,11 @@ def _finish_dt(
     per_class = torch.where(has, num / den.clamp_min(tiny), num.new_zeros(()))
     n_classes = has.sum(1).to(num.dtype)
     per_unit = per_class.sum(1) / n_classes.clamp_min(1.0)
-    if aggregate == "batch":
-        return per_unit[0].to(out_dtype)
-    counted = (n_classes > 0).to(per_unit.dtype)
-    sw = counted if sample_weight is None else counted * sample_weight.to(per_unit.dtype)
-    weighted = per_unit if sample_weight is None else per_unit * sample_weight.to(per_unit.dtype)
-    if reduction == "none":
-        return weighted.to(out_dtype)
-    if reduction == "sum":
-        return weighted.sum().to(out_dtype)
-    return ((per_unit * sw).sum() / sw.sum().clamp_min(tiny)).to(out_dtype)
+    return reduce_units(
+        per_unit,
+        n_classes > 0,
+        aggregate=aggregate,
+        sample_weight=sample_weight,
+        reduction=reduction,
+        out_dtype=out_dtype,
+    )

@@ -2,7 +2,7 @@
 
 This file also holds the Lovasz machinery that ``lovasz_softmax.py`` shares: the increments
 of the Jaccard loss along a sorted order (:func:`lovasz_increments`), the batched sort
-(:func:`lovasz_extension`) and the reduction over units (:func:`reduce_units`).
+(:func:`lovasz_extension`); units are reduced by ``_overlap.reduce_units``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._overlap import reduce_units
 
 __all__ = ["LovaszHingeLoss", "lovasz_hinge_loss"]
 
@@ -111,37 +112,6 @@ def to_units(x: Tensor, aggregate: str) -> Tensor:
     if aggregate == "image":
         return x
     return x.transpose(0, 1).reshape(1, x.shape[1], -1)
-
-
-def reduce_units(
-    per_unit: Tensor,
-    counted: Tensor,
-    *,
-    aggregate: str,
-    sample_weight: Optional[Tensor],
-    reduction: str,
-    out_dtype: torch.dtype,
-) -> Tensor:
-    """Reduce (U,) unit losses; ``counted`` (U,) marks the units that count in the mean.
-
-    "batch": the single value (0-d) for every reduction (its sample weights are pixel weights).
-    "image": ``none`` gives ``loss * sample_weight`` (B,), ``sum`` its sum, ``mean`` its sum over
-    the weights of the counted images (0 with zero gradient when none counts).
-    """
-    per_unit = torch.where(counted, per_unit, torch.zeros_like(per_unit))
-    if aggregate == "batch":
-        return per_unit[0].to(out_dtype)
-    weights = counted.to(per_unit.dtype)
-    if sample_weight is not None:
-        sw = sample_weight.to(per_unit.dtype)
-        per_unit = per_unit * sw
-        weights = weights * sw
-    if reduction == "none":
-        return per_unit.to(out_dtype)
-    total = per_unit.sum()
-    if reduction == "sum":
-        return total.to(out_dtype)
-    return (total / weights.sum().clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)
 
 
 def pixel_weights(

@@ -13,12 +13,12 @@ from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._overlap import reduce_units
 from losslab.losses.segmentation.lovasz_hinge import (
     AGGREGATES,
     check_hard_labels,
     lovasz_extension,
     pixel_weights,
-    reduce_units,
     to_units,
 )
 
