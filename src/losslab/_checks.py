@@ -402,3 +402,17 @@ def check_pointwise(
         if pred.dim() == 0:
             fail(fn, "sample_weight", f"be None for a 0-d `{pred_name}`", sample_weight)
         check_sample_weight(fn, sample_weight, pred.shape[0], pred, validate=validate)
+
+
+def check_int_option(
+    fn: str, name: str, value: Any, *, low: int, allow_none: bool = False
+) -> Optional[int]:
+    """An integer hyperparameter (not bool) >= ``low``; ``None`` passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    expected = f"be an int >= {low}" + (" or None" if allow_none else "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(fn, name, expected, type(value).__name__, kind=TypeError, raw_got=True)
+    if value < low:
+        fail(fn, name, expected, value)
+    return value

@@ -1,3 +1,17 @@
 """Learning-to-rank losses: pairwise, listwise and NDCG-based, on padded lists or grouped items."""
 
-__all__: list[str] = []
+from losslab.losses.ranking.approx_ndcg import ApproxNDCGLoss, approx_ndcg_loss
+from losslab.losses.ranking.listmle import ListMLELoss, listmle_loss
+from losslab.losses.ranking.listnet import ListNetLoss, listnet_loss
+from losslab.losses.ranking.neural_ndcg import NeuralNDCGLoss, neural_ndcg_loss
+
+__all__ = [
+    "ApproxNDCGLoss",
+    "ListMLELoss",
+    "ListNetLoss",
+    "NeuralNDCGLoss",
+    "approx_ndcg_loss",
+    "listmle_loss",
+    "listnet_loss",
+    "neural_ndcg_loss",
+]

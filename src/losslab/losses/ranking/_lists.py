@@ -140,3 +140,11 @@ def _from_groups(scores: Tensor, target: Tensor, group: Tensor) -> Lists:
     mask = torch.zeros(size, dtype=torch.bool, device=group.device)
     mask[flat_index] = True
     return Lists(pad(scores), pad(target), mask.reshape(b, n))
+
+
+def has_ordered_pair(target: Tensor, mask: Tensor) -> Tensor:
+    """(B,) True where a list holds at least one ordered pair (two different relevances)."""
+    if target.shape[1] == 0:
+        return torch.zeros(target.shape[0], dtype=torch.bool, device=target.device)
+    inf = torch.full_like(target, float("inf"))
+    return torch.where(mask, target, -inf).amax(1) > torch.where(mask, target, inf).amin(1)
