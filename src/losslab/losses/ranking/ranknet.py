@@ -1,0 +1,125 @@
+"""RankNet: logistic loss log(1 + exp(-sigma (s_i - s_j))) over the ordered pairs of each list."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor
+
+from losslab._checks import check_choice, check_float, check_reduction
+from losslab._reduce import output_dtype
+from losslab._registry import register
+from losslab.losses.base import Loss
+from losslab.losses.ranking._lists import as_lists
+from losslab.losses.ranking._pairs import ordered_pairs, pair_sums, reduce_pairwise
+
+__all__ = ["RankNetLoss", "ranknet_loss"]
+
+NORMALIZATIONS = ("pairs", "lists")
+
+
+def _check_options(fn: str, sigma: float, normalization: str) -> tuple[float, str]:
+    """Hyperparameter checks, shared by the function and the module's constructor."""
+    return (
+        check_float(fn, "sigma", sigma, low=0.0, low_open=True),
+        check_choice(fn, "normalization", normalization, NORMALIZATIONS),
+    )
+
+
+def ranknet_loss(
+    scores: Tensor,
+    target: Tensor,
+    *,
+    mask: Optional[Tensor] = None,
+    group: Optional[Tensor] = None,
+    sigma: float = 1.0,
+    normalization: str = "pairs",
+    sample_weight: Optional[Tensor] = None,
+    validate: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""RankNet loss: the logistic loss of each ordered pair's score difference.
+
+    For every pair of real items of one list with :math:`y_i > y_j` (ties give no pair):
+
+    .. math::
+
+        \ell_{ij} = \log\bigl(1 + e^{-\sigma (s_i - s_j)}\bigr)
+                  = -\log \operatorname{sigmoid}\bigl(\sigma (s_i - s_j)\bigr)
+
+    (the cross-entropy of RankNet with target probability 1, computed as a softplus: finite,
+    with a finite gradient, for any finite score difference).
+
+    The pairs are evaluated in row blocks (memory linear in the list length, see ``_pairs``).
+    A list's loss is the mean of its pair losses, 0 for a list without a pair (one item, all
+    relevances equal, fully masked); such lists have zero gradient and do not count.
+
+    * ``none``: (B,) per-list means (lists in ascending group-id order for the flat layout),
+      times ``sample_weight``;
+    * ``sum``: the sum of those;
+    * ``mean`` with ``normalization="pairs"`` (default, allRank's convention): the sum of all
+      pair losses over the number of pairs in the batch, :math:`\sum_b w_b S_b / \sum_b w_b P_b`
+      (:math:`S_b` the sum of list b's pair losses, :math:`P_b` its number of pairs), so each pair
+      counts the same; with ``"lists"``: the ``sample_weight``-weighted mean of the per-list
+      means over the lists with a pair. 0 (zero gradient) when no list has a pair.
+
+    Args:
+        scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
+        target: relevance, same shape as ``scores`` (any real values; only the order matters).
+        mask: (B, n) bool, True at real items (padded layout only; default all real).
+        group: (N,) integer query ids (flat layout; lists in ascending id order).
+        sigma: positive scale :math:`\sigma` of the score differences.
+        normalization: ``"pairs" | "lists"``, the ``mean`` reduction (above).
+        sample_weight: (B,) non-negative weights per list (per group, ascending id order).
+        validate: check values (one host sync).
+        reduction: ``"mean" | "sum" | "none"``.
+
+    Reference: Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
+
+    >>> import torch
+    >>> ranknet_loss(torch.tensor([[2.0, 1.5, 0.0]]), torch.tensor([[1.0, 0.0, 2.0]]))
+    tensor(1.4341)
+    """
+    fn = "ranknet_loss"
+    check_reduction(fn, reduction)
+    sigma, normalization = _check_options(fn, sigma, normalization)
+    lists = as_lists(
+        fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
+    )
+    total, count = pair_sums(
+        lists.scores, "logistic", sigma, ordered_pairs(lists.target, lists.mask)
+    )
+    return reduce_pairwise(
+        total,
+        count,
+        normalization,
+        reduction,
+        sample_weight=sample_weight,
+        out_dtype=output_dtype(scores),
+    )
+
+
+@register
+class RankNetLoss(Loss):
+    """RankNet: logistic loss log(1 + exp(-sigma (s_i - s_j))) over the ordered pairs of each list."""
+
+    key = "ranknet"
+    family = "ranking"
+    input_kind = "scores"
+    pointwise = False
+    function = staticmethod(ranknet_loss)
+
+    def __init__(
+        self,
+        *,
+        sigma: float = 1.0,
+        normalization: str = "pairs",
+        validate: bool = True,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        _check_options("RankNetLoss", sigma, normalization)
+        check_reduction("RankNetLoss", reduction)
+        self._store(
+            sigma=sigma, normalization=normalization, validate=validate, reduction=reduction
+        )
