@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
 from torch import Tensor
 
 from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
-from losslab.losses.segmentation.distance import _check_dt_options, _finish_dt, _maps, _prepare_dt
+from losslab.losses.segmentation.distance import (
+    _check_dt_options,
+    _finish_dt,
+    _maps,
+    _prepare_dt,
+    dt_options,
+)
 
 __all__ = ["BoundaryLoss", "boundary_loss"]
-
-
-def _check_options(fn: str, **options: Any) -> dict[str, Any]:
-    """Hyperparameter checks, shared by the function and the module's constructor."""
-    return _check_dt_options(fn, **options)
 
 
 def boundary_loss(
@@ -87,16 +88,7 @@ def boundary_loss(
     tensor(0.0490)
     """
     fn = "boundary_loss"
-    opts = _check_options(
-        fn,
-        mode=mode,
-        activation=activation,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        reduction=reduction,
-    )
+    opts = _check_dt_options(fn, **dt_options(locals(), "reduction"))
     prep, p, _, fg, valid = _prepare_dt(fn, logits, target, opts, sample_weight, validate)
     phi = _maps("signed", fg, valid, prep.spatial, p.dtype)
     return _finish_dt(
@@ -132,23 +124,5 @@ class BoundaryLoss(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_options(
-            "BoundaryLoss",
-            mode=mode,
-            activation=activation,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            reduction=reduction,
-        )
-        self._store(
-            mode=mode,
-            activation=activation,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            validate=validate,
-            reduction=reduction,
-        )
+        _check_dt_options("BoundaryLoss", **dt_options(locals(), "reduction"))
+        self._store(**dt_options(locals(), "validate", "reduction"))

@@ -193,6 +193,14 @@ def signed_distance(mask: Tensor, *, dtype: torch.dtype = torch.float32) -> Tens
 
 
 # ---------------------------------------------------------------------------- loss pipeline
+DT_OPTIONS = ("mode", "activation", "ignore_index", "classes", "include_background", "aggregate")
+
+
+def dt_options(namespace: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """The shared options of the distance-map losses out of a caller's ``locals()``, in order."""
+    return {name: namespace[name] for name in (*DT_OPTIONS, *extra)}
+
+
 def _check_dt_options(
     fn: str,
     *,

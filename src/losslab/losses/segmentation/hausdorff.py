@@ -12,7 +12,13 @@ from losslab._checks import check_float
 from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
-from losslab.losses.segmentation.distance import _check_dt_options, _finish_dt, _maps, _prepare_dt
+from losslab.losses.segmentation.distance import (
+    _check_dt_options,
+    _finish_dt,
+    _maps,
+    _prepare_dt,
+    dt_options,
+)
 
 __all__ = ["HausdorffDTLoss", "hausdorff_dt_loss"]
 
@@ -95,17 +101,7 @@ def hausdorff_dt_loss(
     tensor(0.6849)
     """
     fn = "hausdorff_dt_loss"
-    opts, alpha = _check_options(
-        fn,
-        alpha=alpha,
-        mode=mode,
-        activation=activation,
-        ignore_index=ignore_index,
-        classes=classes,
-        include_background=include_background,
-        aggregate=aggregate,
-        reduction=reduction,
-    )
+    opts, alpha = _check_options(fn, **dt_options(locals(), "alpha", "reduction"))
     prep, p, t, fg, valid = _prepare_dt(fn, logits, target, opts, sample_weight, validate)
     with torch.no_grad():
         d_t = _maps("unsigned", fg, valid, prep.spatial, p.dtype)
@@ -146,25 +142,5 @@ class HausdorffDTLoss(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_options(
-            "HausdorffDTLoss",
-            alpha=alpha,
-            mode=mode,
-            activation=activation,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            reduction=reduction,
-        )
-        self._store(
-            mode=mode,
-            activation=activation,
-            ignore_index=ignore_index,
-            classes=classes,
-            include_background=include_background,
-            aggregate=aggregate,
-            alpha=alpha,
-            validate=validate,
-            reduction=reduction,
-        )
+        _check_options("HausdorffDTLoss", **dt_options(locals(), "alpha", "reduction"))
+        self._store(**dt_options(locals(), "alpha", "validate", "reduction"))
