@@ -1,0 +1,209 @@
+"""The two kinds of task weighting and what they share.
+
+* :class:`LossWeighting` turns per-task losses into one differentiable total
+  (fixed, equal, uncertainty, DWA, random). Its parameters, if any, are ordinary
+  ``nn.Parameter``s: put the weighting in the optimizer and call ``total.backward()``.
+* :class:`GradientWeighting` acts on the per-task gradients of the shared parameters
+  (GradNorm, PCGrad, MGDA, CAGrad). Its :meth:`~GradientWeighting.backward` performs
+  the backward step itself and leaves the combined gradient in ``.grad``.
+
+Both keep every piece of state that affects the next step (learned weights, loss
+history, random generator state) in ``state_dict()``, so a run restored at step k
+continues exactly as the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Optional
+
+import torch
+from torch import Tensor, nn
+
+from losslab._checks import fail, fmt
+from losslab.compose.output import LossOutput
+
+__all__ = [
+    "GradientWeighting",
+    "LossWeighting",
+    "Weighting",
+    "as_generator",
+    "check_task_losses",
+    "check_tasks",
+]
+
+
+def check_tasks(fn: str, tasks: Any) -> tuple[str, ...]:
+    """``tasks`` as a non-empty tuple of distinct non-empty strings."""
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
+        fail(
+            fn,
+            "tasks",
+            "be a sequence of task names",
+            type(tasks).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
+    names = tuple(tasks)
+    if not names:
+        fail(fn, "tasks", "name at least one task", "an empty sequence", raw_got=True)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            fail(fn, "tasks", "hold non-empty strings", fmt(name), kind=TypeError, raw_got=True)
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        fail(fn, "tasks", "hold distinct names", f"duplicates {dupes}", raw_got=True)
+    return names
+
+
+def check_task_losses(fn: str, tasks: Sequence[str], losses: Any) -> dict[str, Tensor]:
+    """``losses`` as ``{task: scalar tensor}`` with exactly the weighting's tasks.
+
+    A sequence is accepted in task order. A missing or extra key, a non-tensor, or a
+    non-scalar raises (nothing is silently dropped or broadcast).
+    """
+    if isinstance(losses, Mapping):
+        given = list(losses)
+        missing = [t for t in tasks if t not in losses]
+        extra = [k for k in given if k not in tasks]
+        if missing or extra:
+            got = []
+            if missing:
+                got.append(f"missing {missing}")
+            if extra:
+                got.append(f"unexpected {extra}")
+            fail(
+                fn, "losses", f"have exactly the tasks {list(tasks)}", "; ".join(got), raw_got=True
+            )
+        out = {t: losses[t] for t in tasks}
+    elif isinstance(losses, Sequence) and not isinstance(losses, (str, bytes)):
+        if len(losses) != len(tasks):
+            fail(
+                fn,
+                "losses",
+                f"hold one loss per task ({len(tasks)})",
+                f"{len(losses)} losses",
+                raw_got=True,
+            )
+        out = dict(zip(tasks, losses))
+    else:
+        fail(
+            fn,
+            "losses",
+            "be a mapping {task: loss}",
+            type(losses).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
+    for name, value in out.items():
+        if not isinstance(value, Tensor):
+            fail(
+                fn,
+                f"losses[{name!r}]",
+                "be a Tensor",
+                type(value).__name__,
+                kind=TypeError,
+                raw_got=True,
+            )
+        if value.dim() != 0:
+            fail(
+                fn,
+                f"losses[{name!r}]",
+                "be a scalar (reduce it first)",
+                f"shape {tuple(value.shape)}",
+                raw_got=True,
+            )
+        if not value.is_floating_point():
+            fail(
+                fn,
+                f"losses[{name!r}]",
+                "be floating point",
+                f"dtype {fmt(value.dtype)}",
+                kind=TypeError,
+                raw_got=True,
+            )
+    return out
+
+
+class Weighting(nn.Module):
+    """Base of every task weighting.
+
+    Attributes:
+        key: the name ``MultiTaskLoss(weighting="...")`` accepts.
+        kind: ``"loss"`` or ``"gradient"``.
+        tasks: the task names, in order.
+    """
+
+    key: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    tasks: tuple[str, ...]
+
+    def __init__(self, tasks: Iterable[str]) -> None:
+        super().__init__()
+        self.tasks = check_tasks(type(self).__name__, tasks)
+
+    def current_weights(self) -> dict[str, float]:
+        """The weights the next (or last) step uses, as Python floats, for logging."""
+        raise NotImplementedError
+
+    def epoch_end(self) -> None:
+        """Called once at the end of every epoch; weightings with a per-epoch history override it."""
+
+    def extra_repr(self) -> str:
+        return f"tasks={list(self.tasks)}"
+
+
+class LossWeighting(Weighting):
+    """A weighting whose total is an ordinary differentiable loss."""
+
+    kind: ClassVar[str] = "loss"
+
+    def combine(self, losses: Mapping[str, Tensor]) -> LossOutput:
+        """``LossOutput(total, components=losses, weights=...)``; ``total`` backpropagates normally.
+
+        ``weights`` are the effective multipliers of each component in ``total`` where the total
+        is a weighted sum; weightings with additive terms (uncertainty) document what they report.
+        """
+        raise NotImplementedError
+
+    def forward(self, losses: Mapping[str, Tensor]) -> Tensor:
+        return self.combine(losses).total
+
+
+class GradientWeighting(Weighting):
+    """A weighting that combines per-task gradients of the shared parameters.
+
+    ``backward(losses, shared_parameters)`` computes each task's gradient with respect to
+    the shared parameters, combines them (projection, min-norm, ...), and *accumulates*
+    the result into their ``.grad`` (as ``Tensor.backward`` does); every other parameter
+    (task heads) receives the gradient of the plain sum of the task losses. Then call
+    ``optimizer.step()``. In Lightning, use manual optimization and call it in place of
+    ``self.manual_backward(loss)``.
+    """
+
+    kind: ClassVar[str] = "gradient"
+
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_parameters: Iterable[Tensor],
+        **kwargs: Any,
+    ) -> LossOutput:
+        raise NotImplementedError
+
+    def forward(self, *args: Any, **kwargs: Any) -> Optional[Tensor]:  # pragma: no cover - guard
+        raise TypeError(
+            f"{type(self).__name__} acts on gradients: call "
+            f"`{type(self).__name__.lower()}.backward(losses, shared_parameters)` instead of "
+            "summing a total and calling `.backward()` on it."
+        )
+
+
+def as_generator(seed: Optional[int]) -> torch.Generator:
+    """A CPU generator, seeded when ``seed`` is given (its state goes in ``state_dict``)."""
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
