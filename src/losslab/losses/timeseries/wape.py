@@ -1,0 +1,162 @@
+"""Weighted absolute percentage error (WAPE): total absolute error over total absolute target."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from losslab._checks import (
+    check_choice,
+    check_ndim_at_least,
+    check_pointwise,
+    check_reduction,
+    fail,
+    is_compiling,
+)
+from losslab._reduce import output_dtype, reduce, upcast
+from losslab._registry import register
+from losslab.losses.base import Loss
+
+__all__ = ["WAPELoss", "wape_loss"]
+
+AGGREGATES = ("series", "batch")
+
+
+def _check_options(fn: str, aggregate: Any) -> str:
+    """Hyperparameter checks, shared by the function and the module's constructor."""
+    return check_choice(fn, "aggregate", aggregate, AGGREGATES)
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    """num / den with 0/0 := 0 and x/0 := inf (x > 0), never NaN, zero gradient at den = 0."""
+    zero = den == 0
+    safe = torch.where(zero, torch.ones_like(den), den)
+    at_zero = torch.where(num == 0, torch.zeros_like(num), torch.full_like(num, float("inf")))
+    return torch.where(zero, at_zero, num / safe)
+
+
+def _check_denominator(fn: str, den: Tensor, aggregate: str, validate: bool) -> None:
+    if not validate or is_compiling():
+        return
+    with torch.no_grad():
+        zero = den == 0
+        if not bool(zero.any()):
+            return
+        if aggregate == "series":
+            got = (
+                f"sum |target| = 0 for series {int(zero.nonzero()[0, 0])}; "
+                f"{int(zero.sum())} such series in all"
+            )
+            what = "have a non-zero sum |target| in every series (aggregate='series')"
+        else:
+            got, what = "sum |target| = 0", "have a non-zero sum |target| over the batch"
+        fail(
+            fn,
+            "target",
+            what,
+            got,
+            raw_got=True,
+            hint="WAPE is undefined there; pass validate=False to get inf (0 for a perfect "
+            "forecast).",
+        )
+
+
+def wape_loss(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    aggregate: str = "series",
+    sample_weight: Optional[Tensor] = None,
+    validate: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Sum of absolute errors over the sum of absolute targets, per series or per batch.
+
+    .. math:: \text{WAPE}_b = \frac{\sum_{t,f} |y_{b,t,f} - \hat y_{b,t,f}|}
+                                   {\sum_{t,f} |y_{b,t,f}|}
+
+    ``aggregate="series"`` gives one ratio per series: ``none`` returns the (B,) ratios,
+    ``mean`` their (``sample_weight``-weighted) mean, ``sum`` their sum.
+    ``aggregate="batch"`` gives one ratio over the whole batch (with ``sample_weight``
+    :math:`s`: :math:`\sum_b s_b \sum_{t,f} |e| / \sum_b s_b \sum_{t,f} |y|`); ``none``,
+    ``mean`` and ``sum`` all return it as a 0-d tensor. ``aggregate="batch"`` is a batch
+    statistic: it is not additive over splits of the batch, and its value depends on how
+    the data is batched (also across processes, where no all-reduce happens).
+
+    A zero denominator (a series, or the batch, with :math:`\sum |y| = 0`) raises
+    ``ValueError`` under ``validate``; with ``validate=False`` the ratio is ``inf``, or 0 for
+    a perfect forecast (never NaN).
+
+    Also known as WMAPE (MAD/mean ratio). A fraction, not a percentage.
+
+    Args:
+        pred: forecasts (B, T) or (B, T, F), floating point.
+        target: same shape and device as ``pred``.
+        aggregate: ``"series" | "batch"``.
+        sample_weight: (B,) non-negative weights of the series.
+        validate: check values (one host sync): refuse zero denominators.
+        reduction: ``"mean" | "sum" | "none"``; ``none`` returns (B,) for ``"series"``,
+            a 0-d tensor for ``"batch"``.
+
+    Reference: S. Kolassa and W. Schütz, "Advantages of the MAD/Mean ratio over the MAPE",
+    Foresight 6, 2007.
+
+    >>> import torch
+    >>> pred = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 10.0]])
+    >>> target = torch.tensor([[2.0, 2.0, 2.0], [1.0, 1.0, 8.0]])
+    >>> wape_loss(pred, target, reduction="none")
+    tensor([0.3333, 0.4000])
+    >>> wape_loss(pred, target, aggregate="batch")
+    tensor(0.3750)
+    """
+    fn = "wape_loss"
+    check_pointwise(
+        fn,
+        "pred",
+        pred,
+        target,
+        reduction=reduction,
+        sample_weight=sample_weight,
+        validate=validate,
+    )
+    aggregate = _check_options(fn, aggregate)
+    check_ndim_at_least(fn, "pred", pred, 2, "(B, T) or (B, T, F)")
+    p, y = upcast(pred), upcast(target)
+    dims = tuple(range(1, pred.dim()))
+    num = (y - p).abs().sum(dims)  # (B,)
+    den = y.abs().sum(dims)  # (B,)
+    out_dtype = output_dtype(pred)
+    if aggregate == "series":
+        _check_denominator(fn, den, aggregate, validate)
+        return reduce(_ratio(num, den), reduction, sample_weight=sample_weight, out_dtype=out_dtype)
+    _check_denominator(fn, den.sum(), aggregate, validate)
+    if sample_weight is not None:
+        s = sample_weight.to(num.dtype)
+        num, den = num * s, den * s
+    # one ratio: none, mean and sum of a single 0-d value are that value
+    return _ratio(num.sum(), den.sum()).to(out_dtype)
+
+
+@register
+class WAPELoss(Loss):
+    """Weighted absolute percentage error (WAPE), per series or over the batch.
+
+    ``aggregate="batch"`` is a batch statistic (one ratio over the whole batch).
+    """
+
+    key = "wape"
+    family = "timeseries"
+    input_kind = "values"
+    pointwise = False
+    needs_global_stats = False
+    function = staticmethod(wape_loss)
+
+    def __init__(
+        self, *, aggregate: str = "series", validate: bool = True, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        _check_options("WAPELoss", aggregate)
+        check_reduction("WAPELoss", reduction)
+        self._store(aggregate=aggregate, validate=validate, reduction=reduction)
