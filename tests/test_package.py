@@ -178,7 +178,7 @@ def test_every_loss_file_is_imported_by_its_family() -> None:
     import importlib
     import pkgutil
 
-    for family in ("regression", "classification", "segmentation", "ranking"):
+    for family in ("regression", "classification", "segmentation", "ranking", "timeseries"):
         package = importlib.import_module(f"losslab.losses.{family}")
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):
