@@ -278,7 +278,9 @@ def test_signature_parity(case: Case) -> None:
         )
         assert p.default == kw_only[name].default, f"default of {name!r} differs"
     per_call = set(kw_only) - set(init_params)
-    assert per_call <= {"sample_weight", "mask", "group", "var", "insample", "target_mask"}, per_call
+    assert per_call <= {"sample_weight", "mask", "group", "var", "insample", "target_mask"}, (
+        per_call
+    )
     assert list(kw_only)[-1] == "reduction", "reduction comes last"
     assert case.function.__name__.endswith("_loss") and case.module.__name__.endswith("Loss")
 

@@ -6,22 +6,25 @@
 {'loss/total': 3.75, 'loss/mse': 2.5, 'loss/mse_2': 5.0}
 """
 
-from losslab import functional
+from losslab import functional, multitask
 from losslab._registry import available, entries, lookup, register
 from losslab.compose import LossOutput, SpecError, WeightedSum, parse
 from losslab.losses import *  # noqa: F403
 from losslab.losses import __all__ as _losses_all
+from losslab.multitask import MultiTaskLoss
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "LossOutput",
+    "MultiTaskLoss",
     "SpecError",
     "WeightedSum",
     "available",
     "entries",
     "functional",
     "lookup",
+    "multitask",
     "parse",
     "register",
     *_losses_all,

@@ -178,7 +178,9 @@ class GradientWeighting(Weighting):
     the result into their ``.grad`` (as ``Tensor.backward`` does); every other parameter
     (task heads) receives the gradient of the plain sum of the task losses. Then call
     ``optimizer.step()``. In Lightning, use manual optimization and call it in place of
-    ``self.manual_backward(loss)``.
+    ``self.manual_backward(loss)`` (a direct call bypasses Lightning's precision plugin and
+    DDP's gradient hooks: see the distributed guide). GradNorm and MGDA's upper-bound
+    variant scale each head's gradient by its task weight, as their papers do.
     """
 
     kind: ClassVar[str] = "gradient"
@@ -186,7 +188,7 @@ class GradientWeighting(Weighting):
     def backward(
         self,
         losses: Mapping[str, Tensor],
-        shared_parameters: Iterable[Tensor],
+        shared_parameters: Optional[Iterable[Tensor]] = None,
         **kwargs: Any,
     ) -> LossOutput:
         raise NotImplementedError
