@@ -28,8 +28,11 @@ __all__ = [
     "LossWeighting",
     "Weighting",
     "as_generator",
+    "check_scalar_loss",
+    "check_task_keys",
     "check_task_losses",
     "check_tasks",
+    "key_diff",
 ]
 
 
@@ -56,6 +59,57 @@ def check_tasks(fn: str, tasks: Any) -> tuple[str, ...]:
     return names
 
 
+def key_diff(expected: Sequence[str], given: Iterable[str]) -> str:
+    """``"missing [...]; unexpected [...]"`` between two key sets, or ``""`` when they agree."""
+    given = list(given)
+    missing = [k for k in expected if k not in given]
+    extra = [k for k in given if k not in expected]
+    parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+    return "; ".join(parts)
+
+
+def check_task_keys(fn: str, name: str, value: Any, tasks: Sequence[str]) -> None:
+    """``value`` must be a mapping with exactly the task keys (none missing, none extra)."""
+    if not isinstance(value, Mapping):
+        fail(
+            fn,
+            name,
+            "be a mapping {task: value}",
+            type(value).__name__,
+            kind=TypeError,
+            raw_got=True,
+        )
+    diff = key_diff(tasks, value)
+    if diff:
+        fail(fn, name, f"have exactly the tasks {list(tasks)}", diff, raw_got=True)
+
+
+def check_scalar_loss(fn: str, name: str, value: Any, *, verb: str = "be") -> Tensor:
+    """A task loss must be a floating-point 0-d tensor (``verb="return"`` for a loss function)."""
+    arg = f"losses[{name!r}]"
+    if not isinstance(value, Tensor):
+        fail(fn, arg, f"{verb} a Tensor", type(value).__name__, kind=TypeError, raw_got=True)
+    if value.dim() != 0:
+        fail(
+            fn,
+            arg,
+            f"{verb} a scalar",
+            f"shape {tuple(value.shape)}",
+            raw_got=True,
+            hint="Use reduction='mean' or 'sum' for task losses.",
+        )
+    if not value.is_floating_point():
+        fail(
+            fn,
+            arg,
+            f"{verb} a floating-point scalar",
+            f"dtype {fmt(value.dtype)}",
+            kind=TypeError,
+            raw_got=True,
+        )
+    return value
+
+
 def check_task_losses(fn: str, tasks: Sequence[str], losses: Any) -> dict[str, Tensor]:
     """``losses`` as ``{task: scalar tensor}`` with exactly the weighting's tasks.
 
@@ -63,18 +117,7 @@ def check_task_losses(fn: str, tasks: Sequence[str], losses: Any) -> dict[str, T
     non-scalar raises (nothing is silently dropped or broadcast).
     """
     if isinstance(losses, Mapping):
-        given = list(losses)
-        missing = [t for t in tasks if t not in losses]
-        extra = [k for k in given if k not in tasks]
-        if missing or extra:
-            got = []
-            if missing:
-                got.append(f"missing {missing}")
-            if extra:
-                got.append(f"unexpected {extra}")
-            fail(
-                fn, "losses", f"have exactly the tasks {list(tasks)}", "; ".join(got), raw_got=True
-            )
+        check_task_keys(fn, "losses", losses, tasks)
         out = {t: losses[t] for t in tasks}
     elif isinstance(losses, Sequence) and not isinstance(losses, (str, bytes)):
         if len(losses) != len(tasks):
@@ -96,32 +139,7 @@ def check_task_losses(fn: str, tasks: Sequence[str], losses: Any) -> dict[str, T
             raw_got=True,
         )
     for name, value in out.items():
-        if not isinstance(value, Tensor):
-            fail(
-                fn,
-                f"losses[{name!r}]",
-                "be a Tensor",
-                type(value).__name__,
-                kind=TypeError,
-                raw_got=True,
-            )
-        if value.dim() != 0:
-            fail(
-                fn,
-                f"losses[{name!r}]",
-                "be a scalar (reduce it first)",
-                f"shape {tuple(value.shape)}",
-                raw_got=True,
-            )
-        if not value.is_floating_point():
-            fail(
-                fn,
-                f"losses[{name!r}]",
-                "be floating point",
-                f"dtype {fmt(value.dtype)}",
-                kind=TypeError,
-                raw_got=True,
-            )
+        check_scalar_loss(fn, name, value)
     return out
 
 

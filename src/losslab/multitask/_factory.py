@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from losslab._checks import fail, suggest
-from losslab.multitask._base import Weighting, check_tasks
+from losslab.multitask._base import Weighting, check_tasks, key_diff
 
 __all__ = ["KEYS", "make_weighting"]
 
@@ -91,19 +91,12 @@ def make_weighting(
 
 def _check_same_tasks(fn: str, weighting: Any, tasks: tuple[str, ...]) -> None:
     if set(weighting.tasks) != set(tasks):
-        missing = [t for t in tasks if t not in weighting.tasks]
-        extra = [t for t in weighting.tasks if t not in tasks]
-        detail = []
-        if missing:
-            detail.append(f"missing {missing}")
-        if extra:
-            detail.append(f"unexpected {extra}")
         fail(
             fn,
             "weighting",
             f"have the tasks of the losses {list(tasks)}",
             f"{type(weighting).__name__} with tasks {list(weighting.tasks)} ("
-            + "; ".join(detail)
+            + key_diff(tasks, weighting.tasks)
             + ")",
             raw_got=True,
         )

@@ -8,37 +8,22 @@ from typing import Any, Callable, Optional, Union, cast
 import torch
 from torch import Tensor, nn
 
-from losslab._checks import fail, fmt
+from losslab._checks import fail
 from losslab.compose.output import LossOutput
-from losslab.multitask._base import GradientWeighting, LossWeighting, Weighting, check_tasks
+from losslab.multitask._base import (
+    GradientWeighting,
+    LossWeighting,
+    Weighting,
+    check_scalar_loss,
+    check_task_keys,
+    check_tasks,
+)
 from losslab.multitask._factory import make_weighting
 from losslab.multitask.fixed import weighted_total
 
 __all__ = ["MultiTaskLoss"]
 
 TaskKwargs = Optional[Mapping[str, Mapping[str, Any]]]
-
-
-def _check_task_keys(fn: str, name: str, value: Any, tasks: tuple[str, ...]) -> None:
-    """``value`` must be a mapping with exactly the task keys."""
-    if not isinstance(value, Mapping):
-        fail(
-            fn,
-            name,
-            "be a mapping {task: value}",
-            type(value).__name__,
-            kind=TypeError,
-            raw_got=True,
-        )
-    missing = [t for t in tasks if t not in value]
-    extra = [k for k in value if k not in tasks]
-    if missing or extra:
-        got = []
-        if missing:
-            got.append(f"missing {missing}")
-        if extra:
-            got.append(f"unexpected {extra}")
-        fail(fn, name, f"have exactly the tasks {list(tasks)}", "; ".join(got), raw_got=True)
 
 
 def _detached(out: LossOutput) -> LossOutput:
@@ -175,8 +160,8 @@ class MultiTaskLoss(nn.Module):
                 (``sample_weight``, ``mask``, ...).
         """
         fn = f"{type(self).__name__}.task_losses"
-        _check_task_keys(fn, "preds", preds, self.tasks)
-        _check_task_keys(fn, "targets", targets, self.tasks)
+        check_task_keys(fn, "preds", preds, self.tasks)
+        check_task_keys(fn, "targets", targets, self.tasks)
         extras: Mapping[str, Mapping[str, Any]] = {}
         if task_kwargs is not None:
             if not isinstance(task_kwargs, Mapping):
@@ -211,34 +196,7 @@ class MultiTaskLoss(nn.Module):
         out: dict[str, Tensor] = {}
         for name in self.tasks:
             value = self.loss_fn(name)(preds[name], targets[name], **extras.get(name, {}))
-            if not isinstance(value, Tensor):
-                fail(
-                    fn,
-                    f"losses[{name!r}]",
-                    "return a Tensor",
-                    type(value).__name__,
-                    kind=TypeError,
-                    raw_got=True,
-                )
-            if value.dim() != 0:
-                fail(
-                    fn,
-                    f"losses[{name!r}]",
-                    "return a scalar",
-                    f"shape {tuple(value.shape)}",
-                    raw_got=True,
-                    hint="Use reduction='mean' or 'sum' for task losses.",
-                )
-            if not value.is_floating_point():
-                fail(
-                    fn,
-                    f"losses[{name!r}]",
-                    "return a floating-point scalar",
-                    f"dtype {fmt(value.dtype)}",
-                    kind=TypeError,
-                    raw_got=True,
-                )
-            out[name] = value
+            out[name] = check_scalar_loss(fn, name, value, verb="return")
         return out
 
     # ------------------------------------------------------------------ totals

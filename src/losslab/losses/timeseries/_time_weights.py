@@ -25,16 +25,19 @@ from losslab._checks import (
     check_ndim_at_least,
     check_pointwise,
     check_range,
+    check_reduction,
     check_same_device,
     fail,
     fmt,
     is_compiling,
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
+from losslab.losses.base import Loss
 
 __all__ = [
     "SCHEDULES",
     "Schedule",
+    "TimeWeightedLoss",
     "check_schedule",
     "check_time_dim",
     "check_time_options",
@@ -257,3 +260,47 @@ def time_weighted_error(
     shape[dim] = steps
     loss = loss * w.reshape(shape)
     return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
+
+
+class TimeWeightedLoss(Loss):
+    """Base of the time-weighted error modules: one constructor, checked like the functions.
+
+    A tensor ``schedule`` is stored as a buffer (it follows ``.to()`` and ``state_dict``).
+    """
+
+    family = "timeseries"
+    input_kind = "values"
+    pointwise = True
+
+    def __init__(
+        self,
+        *,
+        time_dim: int = 1,
+        schedule: Schedule = "exponential",
+        decay: float = 0.9,
+        reverse: bool = False,
+        normalize: bool = True,
+        validate: bool = True,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        fn = type(self).__name__
+        _, schedule, _ = check_time_options(
+            fn,
+            time_dim=time_dim,
+            schedule=schedule,
+            decay=decay,
+            reverse=reverse,
+            normalize=normalize,
+            validate=validate,
+        )
+        check_reduction(fn, reduction)
+        self._store(
+            time_dim=time_dim,
+            schedule=schedule,
+            decay=decay,
+            reverse=reverse,
+            normalize=normalize,
+            validate=validate,
+            reduction=reduction,
+        )

@@ -6,12 +6,10 @@ from typing import Optional
 
 from torch import Tensor
 
-from losslab._checks import check_reduction
 from losslab._registry import register
-from losslab.losses.base import Loss
 from losslab.losses.timeseries._time_weights import (
     Schedule,
-    check_time_options,
+    TimeWeightedLoss,
     time_weighted_error,
 )
 
@@ -93,47 +91,8 @@ def time_weighted_mae_loss(
 
 
 @register
-class TimeWeightedMAELoss(Loss):
-    """Time-weighted MAE: exponential, linear or given weights per time step.
-
-    A tensor ``schedule`` is stored as a buffer (it follows ``.to()`` and ``state_dict``).
-    """
+class TimeWeightedMAELoss(TimeWeightedLoss):
+    """Time-weighted MAE: exponential, linear or given weights per time step."""
 
     key = "time_weighted_mae"
-    family = "timeseries"
-    input_kind = "values"
-    pointwise = True
     function = staticmethod(time_weighted_mae_loss)
-
-    def __init__(
-        self,
-        *,
-        time_dim: int = 1,
-        schedule: Schedule = "exponential",
-        decay: float = 0.9,
-        reverse: bool = False,
-        normalize: bool = True,
-        validate: bool = True,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
-        fn = "TimeWeightedMAELoss"
-        _, schedule, _ = check_time_options(
-            fn,
-            time_dim=time_dim,
-            schedule=schedule,
-            decay=decay,
-            reverse=reverse,
-            normalize=normalize,
-            validate=validate,
-        )
-        check_reduction(fn, reduction)
-        self._store(
-            time_dim=time_dim,
-            schedule=schedule,
-            decay=decay,
-            reverse=reverse,
-            normalize=normalize,
-            validate=validate,
-            reduction=reduction,
-        )
