@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[cli,dev]"
+	$(PIP) install --quiet -e ".[cli,dev,datasets]"
 	touch $(STAMP)
 
 demo: $(STAMP)

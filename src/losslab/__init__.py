@@ -15,6 +15,16 @@ from losslab.multitask import MultiTaskLoss
 
 __version__ = "0.1.0.dev0"
 
+
+def __getattr__(name: str) -> object:
+    # `losslab.metrics` (torchmetrics) and `losslab.compare` load on first use, keeping `import losslab` light.
+    if name in ("metrics", "compare"):
+        import importlib
+
+        return importlib.import_module(f"losslab.{name}")
+    raise AttributeError(f"module 'losslab' has no attribute {name!r}")
+
+
 __all__ = [
     "LossOutput",
     "MultiTaskLoss",
