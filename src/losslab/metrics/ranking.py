@@ -1,0 +1,496 @@
+r"""Ranking metrics (NDCG@k, MRR, MAP, precision@k), streamed list by list.
+
+Each metric keeps two float64 sums, the sum of its per-list values and the number of lists
+that count (``dist_reduce_fx="sum"``), so the value does not depend on how the lists were
+split into batches or processes. Inputs follow the ranking losses (see
+:mod:`losslab.losses.ranking._lists`): padded ``(B, n)`` lists with an optional boolean
+``mask``, or flat ``(N,)`` items with integer ``group`` (query) ids, one layout per call.
+
+Conventions shared by the four metrics:
+
+* **Order.** Items are ranked by score, descending. ``ties="stable"`` (default) breaks ties by
+  position (the input order within the list or group, as the ranking losses rank);
+  ``ties="pessimistic"`` puts the less relevant of tied items first, so tied scores never earn
+  credit. Either way the order is deterministic. NaN scores are refused (``validate=True``);
+  with ``validate=False`` they rank first (``torch.sort``'s order).
+* **Relevance.** ``target >= 0`` (checked); an item is *relevant* when ``target > 0``. NDCG uses
+  the graded value through its gain, the other metrics the binary relevance.
+* **Lists without a relevant item** have no defined value: ``empty="skip"`` (default) leaves
+  them out of the mean (as the ranking losses do, and torchmetrics'
+  ``empty_target_action="skip"``), ``empty="zero"`` counts them as 0 (torchmetrics' ``"neg"``,
+  scikit-learn's ``ndcg_score``). A padded row without any real item is not a list and never
+  counts. When no list counts, ``compute()`` returns NaN and warns (torchmetrics' retrieval
+  metrics return 0 there).
+* **Lists never span calls.** Each ``update`` holds whole lists: a group id that appears in two
+  calls is two lists (the metric keeps no ids between calls).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Optional, cast
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+
+from losslab._checks import check_choice, check_int_option, fail, is_compiling
+from losslab.losses.ranking._lists import Lists, as_lists
+from losslab.losses.ranking._ndcg import discounts, gains
+
+__all__ = [
+    "RankingMAP",
+    "RankingMRR",
+    "RankingNDCG",
+    "RankingPrecision",
+    "ranking_metrics",
+]
+
+EMPTY = ("skip", "zero")
+GAINS = ("exponential", "linear")
+TIES = ("stable", "pessimistic")
+
+# Codes in the `config` state (see _RankingMetric.__init__); distinct from forecasting's.
+_KIND_CODE = {"ndcg": 1.0, "mrr": 2.0, "map": 3.0, "precision": 4.0}
+
+
+def _check_common(fn: str, empty: Any, ties: Any, validate: Any) -> tuple[str, str, bool]:
+    empty = check_choice(fn, "empty", empty, EMPTY)
+    ties = check_choice(fn, "ties", ties, TIES)
+    if not isinstance(validate, bool):
+        fail(fn, "validate", "be True or False", validate, kind=TypeError)
+    return empty, ties, validate
+
+
+def _check_no_nan(fn: str, lists: Lists, validate: bool) -> None:
+    """NaN scores have no place in an order: refused under ``validate`` (one host sync)."""
+    if not validate or is_compiling() or lists.scores.numel() == 0:
+        return
+    with torch.no_grad():
+        nan = torch.isnan(lists.scores) & lists.mask
+        count = int(nan.sum())
+    if count:
+        fail(
+            fn,
+            "scores",
+            "hold no NaN at real items (a NaN score has no rank)",
+            f"{count} NaN value(s)",
+            raw_got=True,
+        )
+
+
+def _ranked(lists: Lists, ties: str) -> tuple[Tensor, Tensor]:
+    """Target and mask of every list in rank order: (B, n) float64 and bool, padding last.
+
+    Three stable sorts, the last one the primary key: (pessimistic only) relevance ascending,
+    then score descending, then real items before padding.
+    """
+    s = lists.scores.to(torch.float64)
+    t = lists.target.to(torch.float64)
+    m = lists.mask
+    b, n = s.shape
+    perm = torch.arange(n, device=s.device).expand(b, n)
+    if ties == "pessimistic":
+        perm = torch.sort(t, dim=1, stable=True).indices
+    order = torch.sort(s.gather(1, perm), dim=1, descending=True, stable=True).indices
+    perm = perm.gather(1, order)
+    real_first = m.gather(1, perm).to(torch.uint8)
+    order = torch.sort(real_first, dim=1, descending=True, stable=True).indices
+    perm = perm.gather(1, order)
+    return t.gather(1, perm), m.gather(1, perm)
+
+
+class _RankingMetric(Metric):
+    """Shared machinery: input layouts, the empty-list policy and the two float64 sums."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    plot_lower_bound = 0.0
+    plot_upper_bound = 1.0
+
+    total: Tensor
+    count: Tensor
+    config: Tensor
+
+    _kind = ""
+    _EXACT = ("total", "count", "config")
+
+    def __init__(
+        self,
+        *,
+        k: Optional[int],
+        empty: str,
+        ties: str,
+        validate: bool,
+        extra_code: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.k = k
+        self.empty = empty
+        self.ties = ties
+        self.validate = validate
+        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
+        self.add_state("count", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
+        # MetricCollection(compute_groups=True), its default, merges metrics whose states are
+        # equal after the first batch (it compares state names and values, not classes): an
+        # NDCG and a MAP that both saw only lists without a relevant item (0 / 0) would be
+        # merged, and one would report the other's value from then on. This state holds the
+        # metric's configuration as small exact numbers, so different metrics never compare
+        # equal; it is identical on every process and not saved in a checkpoint.
+        config = [
+            _KIND_CODE[self._kind],
+            float(k or 0),
+            float(EMPTY.index(empty)),
+            float(TIES.index(ties)),
+            extra_code,
+        ]
+        self.add_state("config", torch.tensor(config, dtype=torch.float64), "max", persistent=False)
+
+    @property
+    def _fn(self) -> str:
+        return f"{type(self).__name__}.update"
+
+    def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
+        """(B,) values of lists in rank order (only lists with a relevant item are read)."""
+        raise NotImplementedError
+
+    def update(
+        self,
+        scores: Tensor,
+        target: Tensor,
+        *,
+        mask: Optional[Tensor] = None,
+        group: Optional[Tensor] = None,
+    ) -> None:
+        """Add whole lists: padded ``(B, n)`` (with ``mask``) or flat ``(N,)`` with ``group`` ids."""
+        fn = self._fn
+        lists = as_lists(
+            fn,
+            scores,
+            target,
+            mask=mask,
+            group=group,
+            nonnegative_target=True,
+            validate=self.validate,
+        )
+        _check_no_nan(fn, lists, self.validate)
+        if lists.mask.numel() == 0:
+            return
+        ranked_target, ranked_mask = _ranked(lists, self.ties)
+        relevant = ranked_mask & (ranked_target > 0)
+        has_relevant = relevant.any(1)
+        values = self._per_list(ranked_target, ranked_mask, relevant)
+        values = torch.where(has_relevant, values, torch.zeros_like(values))
+        counts = has_relevant if self.empty == "skip" else lists.mask.any(1)
+        self.total = self.total + values.sum()
+        self.count = self.count + counts.sum().to(torch.float64)
+
+    def compute(self) -> Tensor:
+        """Mean per-list value over the lists that count (NaN, with a warning, when none does)."""
+        if self.update_called and self.count == 0:
+            what = "list with a relevant item" if self.empty == "skip" else "list"
+            warnings.warn(
+                f"{type(self).__name__}.compute(): no {what} was seen since the last reset(); "
+                "the value is NaN.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return (self.total / self.count).to(self.dtype)
+
+    def _apply(self, fn: Callable, exclude_state: Any = ()) -> Metric:
+        # torchmetrics casts float states under set_dtype(); keep the sums exact (float64).
+        this = cast(
+            _RankingMetric, super()._apply(fn, exclude_state=(*exclude_state, *self._EXACT))
+        )
+        for key in self._EXACT:
+            default = this._defaults[key]
+            assert isinstance(default, Tensor)
+            this._defaults[key] = default.to(this.device)
+            setattr(this, key, getattr(this, key).to(this.device))
+        return this
+
+    def extra_repr(self) -> str:
+        text = f"k={self.k}, " if self.k is not None else ""
+        return text + f"empty={self.empty!r}, ties={self.ties!r}"
+
+
+class RankingNDCG(_RankingMetric):
+    r"""Normalized discounted cumulative gain at k, averaged over lists (queries).
+
+    With the items of a list in rank order (see the module docstring for ties), relevance
+    :math:`y_{(r)}` at rank :math:`r` and the gain :math:`g(y) = 2^y - 1` (``"exponential"``,
+    Burges et al.) or :math:`g(y) = y` (``"linear"``, scikit-learn's ``ndcg_score`` and
+    torchmetrics):
+
+    .. math::
+
+        \mathrm{DCG@k} = \sum_{r=1}^{\min(k, n)} \frac{g(y_{(r)})}{\log_2(1 + r)}, \qquad
+        \mathrm{NDCG@k} = \frac{\mathrm{DCG@k}}{\mathrm{IDCG@k}}
+
+    with :math:`\mathrm{IDCG@k}` the DCG@k of the items sorted by relevance. ``k=None`` uses the
+    whole list. The value is the mean of the per-list NDCG@k over the lists that count. A list
+    with no relevant item (``target > 0``) has IDCG 0: ``empty`` decides (skip, or count as 0).
+    Computed in float64 (exponential gains are finite for relevance below 1024).
+
+    Args:
+        k: rank cut-off, an int >= 1, or ``None`` (whole list).
+        gain: ``"exponential"`` (:math:`2^y - 1`, the ranking losses' gain) or ``"linear"``.
+        empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
+        ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        validate: check values on every update (``target >= 0``, no NaN score; host syncs).
+        **kwargs: torchmetrics ``Metric`` options.
+
+    ``update(scores, target, *, mask=None, group=None)``: padded ``(B, n)`` lists (``mask``
+    ``True`` at real items) or flat ``(N,)`` items with integer ``group`` ids; each call holds
+    whole lists.
+
+    Reference: K. Järvelin and J. Kekäläinen, "Cumulated gain-based evaluation of IR
+    techniques", ACM TOIS 20(4), 2002; exponential gain: C. Burges et al., "Learning to rank
+    using gradient descent", ICML 2005.
+
+    >>> import torch
+    >>> metric = RankingNDCG(k=3)
+    >>> metric.update(torch.tensor([[0.9, 0.5, 0.1]]), torch.tensor([[0.0, 1.0, 2.0]]))
+    >>> metric.compute()  # (1/log2(3) + 3/2) / (3 + 1/log2(3))
+    tensor(0.5869)
+    """
+
+    _kind = "ndcg"
+
+    def __init__(
+        self,
+        *,
+        k: Optional[int] = 10,
+        gain: str = "exponential",
+        empty: str = "skip",
+        ties: str = "stable",
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        fn = type(self).__name__
+        k = check_int_option(fn, "k", k, low=1, allow_none=True)
+        gain = check_choice(fn, "gain", gain, GAINS)
+        empty, ties, validate = _check_common(fn, empty, ties, validate)
+        super().__init__(
+            k=k,
+            empty=empty,
+            ties=ties,
+            validate=validate,
+            extra_code=float(GAINS.index(gain)),
+            **kwargs,
+        )
+        self.gain = gain
+
+    def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
+        if self.gain == "exponential":
+            g = gains(target, mask)
+        else:
+            g = torch.where(mask, target, torch.zeros_like(target))
+        d = discounts(target.shape[1], k=self.k, like=target)
+        dcg = (g * d).sum(1)
+        idcg = (torch.sort(g, dim=1, descending=True).values * d).sum(1)
+        # Double where: lists without a relevant item (IDCG 0) never divide by 0.
+        has = idcg > 0
+        return torch.where(has, dcg / torch.where(has, idcg, torch.ones_like(idcg)), idcg)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", gain={self.gain!r}"
+
+
+class RankingMRR(_RankingMetric):
+    r"""Mean reciprocal rank: one over the rank of the first relevant item, averaged over lists.
+
+    .. math:: \mathrm{RR} = \frac{1}{\min\{r : y_{(r)} > 0\}}, \qquad
+              \mathrm{MRR} = \frac{1}{|L|} \sum_{l \in L} \mathrm{RR}_l
+
+    over the whole list (no cut-off) and the lists :math:`L` that count. A list without a
+    relevant item has no first relevant rank: ``empty`` decides (skip, or count as 0).
+
+    Args:
+        empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
+        ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        validate: check values on every update (``target >= 0``, no NaN score; host syncs).
+        **kwargs: torchmetrics ``Metric`` options.
+
+    ``update(scores, target, *, mask=None, group=None)`` as :class:`RankingNDCG`.
+
+    Reference: E. M. Voorhees, "The TREC-8 question answering track report", TREC 1999.
+
+    >>> import torch
+    >>> metric = RankingMRR()
+    >>> scores = torch.tensor([0.9, 0.5, 0.1, 0.3, 0.8])
+    >>> target = torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0])
+    >>> metric.update(scores, target, group=torch.tensor([0, 0, 0, 1, 1]))
+    >>> metric.compute()  # (1/2 + 1/2) / 2
+    tensor(0.5000)
+    """
+
+    _kind = "mrr"
+
+    def __init__(
+        self,
+        *,
+        empty: str = "skip",
+        ties: str = "stable",
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
+        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
+
+    def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
+        ranks = torch.arange(1, target.shape[1] + 1, dtype=target.dtype, device=target.device)
+        # 1/r decreases with r: the largest 1/r over the relevant items is the first one's.
+        return (relevant.to(target.dtype) / ranks).amax(1)
+
+
+class RankingMAP(_RankingMetric):
+    r"""Mean average precision over lists; relevant means ``target > 0``.
+
+    .. math:: \mathrm{AP} = \frac{1}{R} \sum_{r=1}^{n} \mathrm{rel}_{(r)} \,
+              \frac{\sum_{s \le r} \mathrm{rel}_{(s)}}{r}, \qquad
+              \mathrm{MAP} = \frac{1}{|L|} \sum_{l \in L} \mathrm{AP}_l
+
+    with :math:`R` the number of relevant items of the list (over the whole list, no
+    cut-off). A list with :math:`R = 0` has no AP: ``empty`` decides (skip, or count as 0).
+
+    Args:
+        empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
+        ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        validate: check values on every update (``target >= 0``, no NaN score; host syncs).
+        **kwargs: torchmetrics ``Metric`` options.
+
+    ``update(scores, target, *, mask=None, group=None)`` as :class:`RankingNDCG`.
+
+    Reference: C. D. Manning, P. Raghavan and H. Schütze, "Introduction to Information
+    Retrieval", Cambridge University Press, 2008, section 8.4.
+
+    >>> import torch
+    >>> metric = RankingMAP()
+    >>> metric.update(torch.tensor([[0.9, 0.5, 0.1]]), torch.tensor([[1.0, 0.0, 1.0]]))
+    >>> metric.compute()  # (1/1 + 2/3) / 2
+    tensor(0.8333)
+    """
+
+    _kind = "map"
+
+    def __init__(
+        self,
+        *,
+        empty: str = "skip",
+        ties: str = "stable",
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
+        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
+
+    def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
+        rel = relevant.to(target.dtype)
+        ranks = torch.arange(1, target.shape[1] + 1, dtype=target.dtype, device=target.device)
+        precision_at_r = rel.cumsum(1) / ranks
+        return (rel * precision_at_r).sum(1) / rel.sum(1).clamp_min(1.0)
+
+
+class RankingPrecision(_RankingMetric):
+    r"""Precision at k: the fraction of the top k items that are relevant, averaged over lists.
+
+    .. math:: \mathrm{P@k} = \frac{1}{k} \sum_{r=1}^{\min(k, n)} \mathrm{rel}_{(r)}
+
+    The denominator is always k, also for a list of fewer than k items (TREC's P@k and
+    torchmetrics' ``RetrievalPrecision(adaptive_k=False)``): such a list cannot reach 1. A list
+    without a relevant item has P@k = 0, but follows ``empty`` like the other metrics (skipped
+    by default), so that the four metrics of a set average over the same lists.
+
+    Args:
+        k: rank cut-off, an int >= 1.
+        empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
+        ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        validate: check values on every update (``target >= 0``, no NaN score; host syncs).
+        **kwargs: torchmetrics ``Metric`` options.
+
+    ``update(scores, target, *, mask=None, group=None)`` as :class:`RankingNDCG`.
+
+    Reference: C. D. Manning, P. Raghavan and H. Schütze, "Introduction to Information
+    Retrieval", Cambridge University Press, 2008, section 8.4.
+
+    >>> import torch
+    >>> metric = RankingPrecision(k=2)
+    >>> metric.update(torch.tensor([[0.9, 0.5, 0.1]]), torch.tensor([[1.0, 0.0, 1.0]]))
+    >>> metric.compute()
+    tensor(0.5000)
+    """
+
+    _kind = "precision"
+
+    def __init__(
+        self,
+        *,
+        k: int = 10,
+        empty: str = "skip",
+        ties: str = "stable",
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        fn = type(self).__name__
+        cutoff = check_int_option(fn, "k", k, low=1)
+        empty, ties, validate = _check_common(fn, empty, ties, validate)
+        super().__init__(k=cutoff, empty=empty, ties=ties, validate=validate, **kwargs)
+
+    def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
+        assert self.k is not None
+        return relevant[:, : self.k].sum(1).to(target.dtype) / float(self.k)
+
+
+def ranking_metrics(
+    *,
+    k: int = 10,
+    empty: str = "skip",
+    gain: str = "exponential",
+    ties: str = "stable",
+    prefix: Optional[str] = None,
+) -> MetricCollection:
+    r"""The ranking metric set: ``ndcg@k``, ``mrr``, ``map`` and ``precision@k``.
+
+    A :class:`torchmetrics.MetricCollection` of :class:`RankingNDCG` (``k``, ``gain``),
+    :class:`RankingMRR`, :class:`RankingMAP` and :class:`RankingPrecision` (``k``), all with
+    the same ``empty`` and ``ties`` policies, so every metric averages over the same lists
+    (formulas in each class). ``update(scores, target, mask=..., group=...)`` feeds them all:
+    padded ``(B, n)`` lists or flat ``(N,)`` items with ``group`` ids, whole lists per call.
+
+    Args:
+        k: rank cut-off of NDCG and precision, an int >= 1.
+        empty: ``"skip" | "zero"``: lists without a relevant item (``target > 0``) are left out
+            of the means, or count as 0.
+        gain: NDCG's gain, ``"exponential"`` (:math:`2^y - 1`) or ``"linear"`` (:math:`y`).
+        ties: ``"stable"`` (tied scores keep their input order) or ``"pessimistic"``.
+        prefix: prepended to every key (``"val/"`` gives ``"val/ndcg@10"``).
+
+    Reference: see the classes; torchmetrics ``MetricCollection`` for the container.
+
+    >>> import torch
+    >>> metrics = ranking_metrics(k=2)
+    >>> metrics.update(torch.tensor([[0.9, 0.5, 0.1]]), torch.tensor([[1.0, 0.0, 1.0]]))
+    >>> {name: round(value.item(), 4) for name, value in sorted(metrics.compute().items())}
+    {'map': 0.8333, 'mrr': 1.0, 'ndcg@2': 0.6131, 'precision@2': 0.5}
+    """
+    fn = "ranking_metrics"
+    k = check_int_option(fn, "k", k, low=1)  # type: ignore[assignment]
+    empty = check_choice(fn, "empty", empty, EMPTY)
+    gain = check_choice(fn, "gain", gain, GAINS)
+    ties = check_choice(fn, "ties", ties, TIES)
+    if prefix is not None and not isinstance(prefix, str):
+        fail(
+            fn, "prefix", "be a string or None", type(prefix).__name__, kind=TypeError, raw_got=True
+        )
+    return MetricCollection(
+        {
+            f"ndcg@{k}": RankingNDCG(k=k, gain=gain, empty=empty, ties=ties),
+            "mrr": RankingMRR(empty=empty, ties=ties),
+            "map": RankingMAP(empty=empty, ties=ties),
+            f"precision@{k}": RankingPrecision(k=k, empty=empty, ties=ties),
+        },
+        prefix=prefix,
+    )
