@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/losslab list
+	$(VENV)/bin/losslab compare --out losslab-compare
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

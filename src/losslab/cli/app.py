@@ -67,6 +67,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         app(args=argv, prog_name="losslab")  # click reports usage errors itself (exit 2)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            "losslab: interrupted.\nhint: finished runs are kept; rerun the same command to resume.\n"
+        )
+        return 130
     except (ValueError, TypeError) as exc:
         if os.environ.get("LOSSLAB_DEBUG") == "1":
             raise
