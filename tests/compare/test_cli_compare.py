@@ -273,3 +273,27 @@ def test_real_tiny_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert again["timings"]["resumed_runs"] == len(report["losses"])
     report.pop("timings"), again.pop("timings")
     assert again == report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "dataset",
+    ["digits-binary", "digits", "diabetes", "digits-seg", "diabetes-rank", "sunspots", "co2"],
+)
+def test_every_embedded_dataset_runs_end_to_end(
+    dataset: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each task's default losses train (real train_run) and report its primary metric."""
+    argv = ["compare", "--dataset", dataset, "--max-rows", "80", "--epochs", "2", "--seeds", "1"]
+    argv += ["-f", "json", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    primary = report["primary_metric"]
+    assert report["dataset"]["name"] == dataset
+    assert len(report["losses"]) >= 2
+    for lo in report["losses"]:
+        assert lo["status"] == "1/1 ok", lo
+        value = report["metrics"][primary]["per_loss"][lo["label"]]["mean"]
+        assert value is not None and math.isfinite(value), (lo["label"], primary, value)
+    for name in ("report.json", "report.md", "report.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
