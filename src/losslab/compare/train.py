@@ -169,7 +169,7 @@ def train_run(
     label: Optional[str] = None,
     epochs: int = 30,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: Optional[float] = None,
     patience: Optional[int] = 5,
     on_epoch: Optional[Callable[[EpochLog], None]] = None,
     device: Union[str, torch.device, None] = None,
@@ -184,7 +184,7 @@ def train_run(
         label: the name shown in reports (default: ``spec`` as given).
         epochs: maximum number of epochs, >= 1.
         batch_size: examples per step (ranking: whole queries until at least this many items).
-        lr: Adam's learning rate.
+        lr: Adam's learning rate (default: the task's, ``TaskAdapter.lr``).
         patience: stop after this many epochs without improvement of the validation primary
             metric (``None``: never stop early).
         on_epoch: called with each :class:`EpochLog` (for a progress bar).
@@ -208,7 +208,8 @@ def train_run(
     epochs = check_int_option(fn, "epochs", epochs, low=1)  # type: ignore[assignment]
     batch_size = check_int_option(fn, "batch_size", batch_size, low=1)  # type: ignore[assignment]
     patience = check_int_option(fn, "patience", patience, low=1, allow_none=True)
-    lr = check_float(fn, "lr", lr, low=0.0, low_open=True)
+    if lr is not None:
+        lr = check_float(fn, "lr", lr, low=0.0, low_open=True)
     if on_epoch is not None and not callable(on_epoch):
         fail(
             fn,
@@ -222,6 +223,7 @@ def train_run(
         fail(fn, "label", "be a str or None", type(label).__name__, kind=TypeError, raw_got=True)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     adapter = get_adapter(data.task)
+    lr = adapter.lr if lr is None else lr
 
     validate_spec(spec, data)  # every check (task, data values) before training
     plan = prepare_loss(spec, data)
