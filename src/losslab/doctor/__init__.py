@@ -1,0 +1,1 @@
+"""``losslab check``: a doctor for users' own loss functions."""

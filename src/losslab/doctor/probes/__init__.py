@@ -1,0 +1,1 @@
+"""One probe per module; each exposes ``PROBE`` (see ``losslab.doctor._types.Probe``)."""
