@@ -15,18 +15,18 @@ standard torchmetrics way. What torchmetrics has is used as is; this module adds
   error with a confidence of exactly 1.0 (torchmetrics issue #3510), MCC in float32 and its
   degenerate cases, an exception from ``compute()`` before ``update()``, and a process that
   received no batch in a distributed run (the sync of list states and of lazily shaped sums
-  fails in torchmetrics).
+  fails in torchmetrics; the fix is :class:`~losslab.metrics._base.LosslabMetric`'s, mixed
+  in front of the torchmetrics class).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Optional
+from collections.abc import Hashable
+from typing import Any, Optional
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
@@ -42,7 +42,6 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 from torchmetrics.utilities.data import dim_zero_cat
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 from losslab._checks import (
     check_choice,
@@ -58,94 +57,18 @@ from losslab._checks import (
     fmt,
     is_compiling,
 )
+from losslab.metrics._base import (
+    CheckedCollection,
+    LosslabMetric,
+    check_prefix,
+    nan_like,
+    no_samples,
+)
 from losslab.metrics._inputs import check_pair
 
 __all__ = ["BestF1", "binary_metrics", "multiclass_metrics"]
 
 INPUTS = ("logits", "probs")
-
-_NAN = float("nan")
-
-
-# ----------------------------------------------------------------------------------------------
-# Distributed sync that survives a process without data
-# ----------------------------------------------------------------------------------------------
-
-
-class _EmptyRankSync:
-    """Mixin for a torchmetrics ``Metric``: align states across processes before the sync.
-
-    torchmetrics 1.9 gathers each state with ``all_gather``, which needs the same dtype and
-    number of dimensions on every process. Two kinds of state break that when a process never
-    called ``update``:
-
-    * a list (``"cat"``) state is replaced by ``torch.tensor([], dtype=self.dtype)`` (float32,
-      1-D) while the other processes hold, say, int64 labels: gloo aborts on the size mismatch;
-    * a sum state whose default is a 0-d zero and becomes (D,) at the first update (R2Score)
-      is 0-d there and (D,) elsewhere: a collective mismatch.
-
-    Before the usual sync, every process publishes (``all_gather_object``, one small message per
-    metric) the dtype and trailing shape of each state; a process whose state is empty or a 0-d
-    default then holds an empty tensor / a zero of the common dtype and shape. Promotion uses
-    ``torch.promote_types`` over the processes that hold data.
-    """
-
-    def _sync_dist(
-        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Optional[Any] = None
-    ) -> None:
-        if dist.is_available() and dist.is_initialized():
-            self._align_states(process_group or self.process_group)  # type: ignore[attr-defined]
-        super()._sync_dist(dist_sync_fn, process_group=process_group)  # type: ignore[misc]
-
-    def _align_states(self, group: Optional[Any]) -> None:
-        reductions = self._reductions  # type: ignore[attr-defined]
-        local: dict[str, Optional[tuple[torch.dtype, tuple[int, ...]]]] = {}
-        for attr in reductions:
-            value = getattr(self, attr)
-            if isinstance(value, list):
-                if value:
-                    cat = dim_zero_cat(value)
-                    local[attr] = (cat.dtype, tuple(cat.shape[1:]))
-                else:
-                    local[attr] = None
-            else:
-                local[attr] = (value.dtype, tuple(value.shape))
-        world = dist.get_world_size(group)
-        infos: list[Any] = [None] * world
-        dist.all_gather_object(infos, local, group=group)
-        device = self.device  # type: ignore[attr-defined]
-        for attr in reductions:
-            seen = [info[attr] for info in infos if info[attr] is not None]
-            if not seen:
-                continue
-            dtype = functools.reduce(torch.promote_types, (d for d, _ in seen))
-            value = getattr(self, attr)
-            if isinstance(value, list):
-                trailing = seen[0][1]
-                part = (
-                    dim_zero_cat(value)
-                    if value
-                    else torch.empty((0, *trailing), dtype=dtype, device=device)
-                )
-                setattr(self, attr, [part.to(dtype)])
-            else:
-                # A 0-d default next to (D,) sums elsewhere: broadcast the zero to (D,).
-                shape = max((s for _, s in seen), key=len)
-                if tuple(value.shape) != shape:
-                    value = value.expand(shape).contiguous()
-                setattr(self, attr, value.to(dtype))
-
-
-def _no_samples(state: Any) -> bool:
-    """True when a list ("cat") state, or its synced concatenation, holds no sample."""
-    if isinstance(state, list):
-        return all(t.numel() == 0 for t in state)
-    return state.numel() == 0
-
-
-def _nan_like(dtype: torch.dtype = torch.float32, device: Any = None) -> Tensor:
-    return torch.tensor(_NAN, dtype=dtype, device=device)
-
 
 # ----------------------------------------------------------------------------------------------
 # Input checks shared by the collections and BestF1
@@ -292,7 +215,7 @@ def _best_f1(scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return f1[best].to(out), s[best].to(out)
 
 
-class BestF1(_EmptyRankSync, Metric):
+class BestF1(LosslabMetric):
     r"""Maximum F1 over all decision thresholds, and the threshold that attains it (exact).
 
     For a threshold :math:`s`, predict positive iff :math:`p_i \ge s`; then
@@ -362,6 +285,10 @@ class BestF1(_EmptyRankSync, Metric):
         self.validate = validate
         self.add_state("scores", default=[], dist_reduce_fx="cat", persistent=True)
         self.add_state("labels", default=[], dist_reduce_fx="cat", persistent=True)
+        self.add_config_tag()
+
+    def _config(self) -> tuple[Hashable, ...]:
+        return (self.input,)  # logits and probabilities store different scores
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Append one batch: ``preds`` (N,) scores, ``target`` (N,) labels in {0, 1}."""
@@ -374,8 +301,8 @@ class BestF1(_EmptyRankSync, Metric):
 
     def compute(self) -> dict[str, Tensor]:
         """``{"best_f1": F1 max, "best_threshold": the highest score attaining it}``."""
-        if _no_samples(self.scores):
-            nan = _nan_like(device=self.device)
+        if no_samples(self.scores):
+            nan = nan_like(device=self.device)
             return {"best_f1": nan, "best_threshold": nan.clone()}
         best_f1, threshold = _best_f1(dim_zero_cat(self.scores), dim_zero_cat(self.labels))
         return {"best_f1": best_f1, "best_threshold": threshold}
@@ -400,7 +327,7 @@ class _BinaryBalancedAccuracy(BinaryStatScores):
         if tn + fp > 0:
             rates.append(tn / (tn + fp))
         if not rates:
-            return _nan_like(device=tp.device)
+            return nan_like(device=tp.device)
         return torch.stack(rates).mean().float()
 
 
@@ -410,32 +337,32 @@ class _BinaryMCC(BinaryMatthewsCorrCoef):
     def compute(self) -> Tensor:
         tn, fp, fn, tp = self.confmat.reshape(-1).double()
         if tn + fp + fn + tp == 0:
-            return _nan_like(device=self.confmat.device)
+            return nan_like(device=self.confmat.device)
         denom = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
         if denom == 0:
             return torch.zeros((), device=self.confmat.device)
         return ((tp * tn - fp * fn) / torch.sqrt(denom)).float()
 
 
-class _BinaryAUROC(_EmptyRankSync, BinaryAUROC):
+class _BinaryAUROC(LosslabMetric, BinaryAUROC):
     """torchmetrics' exact AUROC; NaN without data or with one class only (torchmetrics: 0)."""
 
     def compute(self) -> Tensor:  # type: ignore[override]
-        if _no_samples(self.preds):
-            return _nan_like(device=self.device)
+        if no_samples(self.preds):
+            return nan_like(device=self.device)
         target = dim_zero_cat(self.target)
         positives = int(target.sum())
         if positives == 0 or positives == target.numel():
-            return _nan_like(dim_zero_cat(self.preds).dtype, self.device)
+            return nan_like(dim_zero_cat(self.preds).dtype, self.device)
         return super().compute()
 
 
-class _BinaryAveragePrecision(_EmptyRankSync, BinaryAveragePrecision):
+class _BinaryAveragePrecision(LosslabMetric, BinaryAveragePrecision):
     """torchmetrics' exact AP (step-wise, no interpolation); NaN without data or positives."""
 
     def compute(self) -> Tensor:  # type: ignore[override]
-        if _no_samples(self.preds) or int(dim_zero_cat(self.target).sum()) == 0:
-            return _nan_like(device=self.device)
+        if no_samples(self.preds) or int(dim_zero_cat(self.target).sum()) == 0:
+            return nan_like(device=self.device)
         return super().compute()
 
 
@@ -456,21 +383,21 @@ def _ece(confidences: Tensor, accuracies: Tensor, n_bins: int) -> Tensor:
     return ece.to(torch.promote_types(confidences.dtype, torch.float32))
 
 
-class _BinaryCalibrationError(_EmptyRankSync, BinaryCalibrationError):
+class _BinaryCalibrationError(LosslabMetric, BinaryCalibrationError):
     """torchmetrics' ECE state (positive-class probability vs label), binned as in :func:`_ece`."""
 
     def compute(self) -> Tensor:
-        if _no_samples(self.confidences):
-            return _nan_like(device=self.device)
+        if no_samples(self.confidences):
+            return nan_like(device=self.device)
         return _ece(dim_zero_cat(self.confidences), dim_zero_cat(self.accuracies), self.n_bins)
 
 
-class _MulticlassCalibrationError(_EmptyRankSync, MulticlassCalibrationError):
+class _MulticlassCalibrationError(LosslabMetric, MulticlassCalibrationError):
     """torchmetrics' top-label ECE state (max probability vs argmax == target), binned as in :func:`_ece`."""
 
     def compute(self) -> Tensor:
-        if _no_samples(self.confidences):
-            return _nan_like(device=self.device)
+        if no_samples(self.confidences):
+            return nan_like(device=self.device)
         return _ece(dim_zero_cat(self.confidences), dim_zero_cat(self.accuracies), self.n_bins)
 
 
@@ -479,32 +406,7 @@ class _MulticlassCalibrationError(_EmptyRankSync, MulticlassCalibrationError):
 # ----------------------------------------------------------------------------------------------
 
 
-class _CheckedCollection(MetricCollection):
-    """A ``MetricCollection`` that checks and converts each batch once, then feeds every metric.
-
-    An empty batch (no sample, or only ``ignore_index`` labels) is checked and then skipped:
-    torchmetrics' stat-score updates fail on zero samples. ``forward`` on such a batch returns
-    NaN for every key and leaves the state unchanged.
-    """
-
-    _output_keys: tuple[str, ...] = ()
-
-    def _prepare(self, preds: Any, target: Any) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
-
-    def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
-        preds, target = self._prepare(preds, target)
-        if target.numel():
-            super().update(preds, target)
-
-    def forward(self, preds: Tensor, target: Tensor) -> dict[str, Any]:
-        preds, target = self._prepare(preds, target)
-        if target.numel():
-            return super().forward(preds, target)
-        return {self._set_name(k): _nan_like(device=preds.device) for k in self._output_keys}
-
-
-class _BinaryMetrics(_CheckedCollection):
+class _BinaryMetrics(CheckedCollection):
     _output_keys = (
         "accuracy",
         "auroc",
@@ -542,7 +444,7 @@ class _BinaryMetrics(_CheckedCollection):
         )
 
 
-class _MulticlassMetrics(_CheckedCollection):
+class _MulticlassMetrics(CheckedCollection):
     _output_keys = ("accuracy", "calibration_error", "macro_f1", "top_k_accuracy")
 
     def __init__(
@@ -569,12 +471,6 @@ class _MulticlassMetrics(_CheckedCollection):
             input=self.input,
             ignore_index=self.ignore_index,
         )
-
-
-def _check_prefix(fn: str, prefix: Any) -> Optional[str]:
-    if prefix is not None and not isinstance(prefix, str):
-        fail(fn, "prefix", "be a str or None", type(prefix).__name__, kind=TypeError, raw_got=True)
-    return prefix
 
 
 def binary_metrics(
@@ -667,7 +563,7 @@ def binary_metrics(
     input = check_choice(fn, "input", input, INPUTS)
     threshold = check_float(fn, "threshold", threshold, low=0.0, high=1.0)
     n_bins = check_int_option(fn, "n_bins", n_bins, low=1)  # type: ignore[assignment]
-    prefix = _check_prefix(fn, prefix)
+    prefix = check_prefix(fn, prefix)
     # validate_args=False everywhere: the collection has checked the batch already.
     common: dict[str, Any] = {"threshold": threshold, "validate_args": False}
     metrics: dict[str, Any] = {
@@ -768,7 +664,7 @@ def multiclass_metrics(
         )
     n_bins = check_int_option(fn, "n_bins", n_bins, low=1)  # type: ignore[assignment]
     ignore_index = check_ignore_index(fn, ignore_index)
-    prefix = _check_prefix(fn, prefix)
+    prefix = check_prefix(fn, prefix)
     common: dict[str, Any] = {"num_classes": num_classes, "validate_args": False}
     metrics: dict[str, Any] = {
         "accuracy": MulticlassAccuracy(average="micro", top_k=1, **common),

@@ -18,8 +18,8 @@ ratio), never a mean of batch means. Inputs are cast to float64 before the math.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union, cast
+from collections.abc import Hashable, Sequence
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
@@ -38,6 +38,7 @@ from losslab.losses.regression.pinball import pinball_loss
 from losslab.losses.timeseries._time_weights import check_time_dim, resolve_time_dim
 from losslab.losses.timeseries.mase import _check_scale, _naive_scale, mase_loss
 from losslab.losses.timeseries.smape import smape_loss
+from losslab.metrics._base import LosslabMetric, check_flag, check_prefix
 from losslab.metrics._inputs import check_pair
 
 __all__ = [
@@ -50,9 +51,6 @@ __all__ = [
 ]
 
 Quantiles = Union[Sequence[float], Tensor]
-
-# Codes in the `config` state (see _ForecastMetric); distinct from the ranking metrics' 1-4.
-_MASE, _SMAPE, _WAPE, _PINBALL, _COVERAGE = 11.0, 12.0, 13.0, 14.0, 15.0
 
 
 def _check_quantiles(fn: str, quantiles: Any) -> tuple[float, ...]:
@@ -110,8 +108,15 @@ def _check_quantile_pair(fn: str, preds: Any, target: Any, levels: tuple[float, 
     check_same_device(fn, "target", target, "preds", preds)
 
 
-class _ForecastMetric(Metric):
-    """Shared machinery: float64 ``total`` / ``count`` states and a ``config`` tag."""
+class _ForecastMetric(LosslabMetric):
+    """Shared machinery: float64 ``total`` / ``count`` states and a ``config_tag``.
+
+    The sums are exact (float64 under ``.to()`` / ``set_dtype``) and persistent. The tag
+    (:mod:`losslab.metrics._base`) keeps ``MetricCollection``'s default compute groups from
+    merging different metrics whose states agree after the first batch (a MASE and an sMAPE
+    that both saw a perfect first batch, 0 / n); subclasses set their options before calling
+    this ``__init__`` and list them in ``_config``.
+    """
 
     is_differentiable = False
     higher_is_better: Optional[bool] = False
@@ -120,59 +125,33 @@ class _ForecastMetric(Metric):
 
     total: Tensor
     count: Tensor
-    config: Tensor
+    config_tag: Tensor
 
-    _EXACT: tuple[str, ...] = ("total", "count", "config")
-
-    def __init__(self, config: Sequence[float], **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        self.add_state("count", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        # MetricCollection(compute_groups=True), its default, merges metrics whose states are
-        # equal after the first batch (it compares state names and values, not classes): a
-        # MASE and an sMAPE that both saw a perfect first batch (0 / n) would be merged and
-        # one would report the other's value from then on. This state holds the metric's
-        # configuration as small exact numbers, so different metrics never compare equal; it
-        # is identical on every process and not saved in a checkpoint.
-        tag = torch.tensor([float(c) for c in config], dtype=torch.float64)
-        self.add_state("config", tag, "max", persistent=False)
-
-    @property
-    def _fn(self) -> str:
-        return f"{type(self).__name__}.update"
+        self.add_exact_state("total", torch.zeros((), dtype=torch.float64))
+        self.add_exact_state("count", torch.zeros((), dtype=torch.float64))
+        self.add_config_tag()
 
     def compute(self) -> Tensor:
         """``total / count``: NaN (0/0) before any element."""
         return (self.total / self.count).to(self.dtype)
 
-    def _apply(self, fn: Callable, exclude_state: Any = ()) -> Metric:
-        # torchmetrics casts float states under set_dtype(); keep the sums exact (float64).
-        this = cast(
-            _ForecastMetric, super()._apply(fn, exclude_state=(*exclude_state, *self._EXACT))
-        )
-        for key in self._EXACT:
-            default = this._defaults[key]
-            assert isinstance(default, Tensor)
-            this._defaults[key] = default.to(this.device)
-            setattr(this, key, getattr(this, key).to(this.device))
-        return this
-
 
 class _PointMetric(_ForecastMetric):
     """A metric of point forecasts; with ``quantiles`` it scores the median column."""
 
-    def __init__(self, code: float, quantiles: Optional[Quantiles], **kwargs: Any) -> None:
+    def __init__(self, quantiles: Optional[Quantiles], **kwargs: Any) -> None:
         fn = type(self).__name__
         self.quantiles: Optional[tuple[float, ...]] = None
         self.median_index = -1
         if quantiles is not None:
             self.quantiles = _check_quantiles(fn, quantiles)
             self.median_index = _level_index(fn, "0.5", self.quantiles, 0.5)
-        q = 0 if self.quantiles is None else len(self.quantiles)
-        super().__init__([code, float(self.median_index), float(q), *self._options()], **kwargs)
+        super().__init__(**kwargs)
 
-    def _options(self) -> list[float]:
-        return []
+    def _config(self) -> tuple[Hashable, ...]:
+        return (self.quantiles,)
 
     def _point(self, fn: str, preds: Any, target: Any) -> tuple[Tensor, Tensor]:
         """Checked float64 (point forecast, target) of one batch."""
@@ -244,17 +223,15 @@ class MASE(_PointMetric):
         fn = type(self).__name__
         self.m = int(check_int_option(fn, "m", m, low=1))  # type: ignore[arg-type]
         self.time_dim = check_time_dim(fn, time_dim)
-        if not isinstance(validate, bool):
-            fail(fn, "validate", "be True or False", validate, kind=TypeError)
-        self.validate = validate
-        super().__init__(_MASE, quantiles, **kwargs)
+        self.validate = check_flag(fn, "validate", validate)
+        super().__init__(quantiles, **kwargs)
 
-    def _options(self) -> list[float]:
-        return [float(self.m), float(self.time_dim), float(self.validate)]
+    def _config(self) -> tuple[Hashable, ...]:
+        return (*super()._config(), self.m, self.time_dim, self.validate)
 
     def update(self, preds: Tensor, target: Tensor, *, insample: Optional[Tensor] = None) -> None:
         """Add a batch of forecasts with the in-sample history of its series."""
-        fn = self._fn
+        fn = self._where
         point, y = self._point(fn, preds, target)
         if insample is None:
             fail(
@@ -336,11 +313,11 @@ class SMAPE(_PointMetric):
     """
 
     def __init__(self, *, quantiles: Optional[Quantiles] = None, **kwargs: Any) -> None:
-        super().__init__(_SMAPE, quantiles, **kwargs)
+        super().__init__(quantiles, **kwargs)
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of forecasts."""
-        point, y = self._point(self._fn, preds, target)
+        point, y = self._point(self._where, preds, target)
         if y.numel() == 0:
             return
         self.total = self.total + smape_loss(point, y, reduction="sum")
@@ -378,15 +355,14 @@ class WAPE(_PointMetric):
     """
 
     scale: Tensor
-    _EXACT = ("total", "count", "config", "scale")
 
     def __init__(self, *, quantiles: Optional[Quantiles] = None, **kwargs: Any) -> None:
-        super().__init__(_WAPE, quantiles, **kwargs)
-        self.add_state("scale", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
+        super().__init__(quantiles, **kwargs)
+        self.add_exact_state("scale", torch.zeros((), dtype=torch.float64))
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of forecasts: both sums grow."""
-        point, y = self._point(self._fn, preds, target)
+        point, y = self._point(self._where, preds, target)
         if y.numel() == 0:
             return
         self.total = self.total + (y - point).abs().sum()
@@ -435,11 +411,14 @@ class MeanPinballLoss(_ForecastMetric):
 
     def __init__(self, *, quantiles: Quantiles, **kwargs: Any) -> None:
         self.quantiles = _check_quantiles(type(self).__name__, quantiles)
-        super().__init__([_PINBALL, *self.quantiles], **kwargs)
+        super().__init__(**kwargs)
+
+    def _config(self) -> tuple[Hashable, ...]:
+        return (self.quantiles,)
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of quantile forecasts."""
-        fn = self._fn
+        fn = self._where
         _check_quantile_pair(fn, preds, target, self.quantiles)
         _check_series(fn, target)
         if preds.numel() == 0:
@@ -508,7 +487,10 @@ class QuantileCoverage(_ForecastMetric):
         if not lo < hi:
             fail(fn, "interval", "be (lo, hi) with lo < hi", interval)
         self.interval = (lo, hi)
-        super().__init__([_COVERAGE, lo, hi, *self.quantiles], **kwargs)
+        super().__init__(**kwargs)
+
+    def _config(self) -> tuple[Hashable, ...]:
+        return (self.quantiles, self.interval)
 
     @property
     def nominal(self) -> float:
@@ -517,7 +499,7 @@ class QuantileCoverage(_ForecastMetric):
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add a batch of quantile forecasts: count the targets inside the interval."""
-        fn = self._fn
+        fn = self._where
         _check_quantile_pair(fn, preds, target, self.quantiles)
         _check_series(fn, target)
         if target.numel() == 0:
@@ -582,10 +564,7 @@ def forecasting_metrics(
     fn = "forecasting_metrics"
     m = int(check_int_option(fn, "m", m, low=1))  # type: ignore[arg-type]
     time_dim = check_time_dim(fn, time_dim)
-    if prefix is not None and not isinstance(prefix, str):
-        fail(
-            fn, "prefix", "be a string or None", type(prefix).__name__, kind=TypeError, raw_got=True
-        )
+    check_prefix(fn, prefix, noun="string")
     metrics: dict[str, Union[Metric, MetricCollection]] = {}
     levels: Optional[tuple[float, ...]] = None
     if quantiles is not None:

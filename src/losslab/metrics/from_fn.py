@@ -19,18 +19,17 @@ distributed ``sync``).
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
+from collections.abc import Hashable
 from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
-from torchmetrics.utilities.distributed import gather_all_tensors
 
 from losslab._checks import check_choice, check_same_device, check_tensor, fail, fmt
+from losslab.metrics._base import DTYPES, LosslabMetric, check_flag, rows_of
 from losslab.metrics._inputs import check_pair
 
 __all__ = ["BatchMeanMetric", "FullDataMetric", "metric_from_batch_fn", "metric_from_fn"]
@@ -40,27 +39,6 @@ CountFn = Callable[[Tensor, Tensor], Union[int, float, Tensor]]
 
 COUNTS = ("samples", "elements")
 
-# Dtypes a FullDataMetric can store and exchange between processes; the position is the code
-# sent over the wire, so the order must be the same on every process (it is: a constant).
-_DTYPES: tuple[torch.dtype, ...] = (
-    torch.bool,
-    torch.uint8,
-    torch.int8,
-    torch.int16,
-    torch.int32,
-    torch.int64,
-    torch.float16,
-    torch.bfloat16,
-    torch.float32,
-    torch.float64,
-    torch.complex64,
-    torch.complex128,
-)
-
-# Tags telling apart BatchMeanMetric instances that wrap different functions (see _fn_tag).
-_TAG_COUNTER = itertools.count(1)
-_TAGS: dict[tuple[int, Any], int] = {}
-
 
 def _fn_name(fn: Any) -> str:
     """A readable name for a callable: ``__name__``, a partial's function name, or the type."""
@@ -68,23 +46,6 @@ def _fn_name(fn: Any) -> str:
     if name is None and hasattr(fn, "func"):  # functools.partial
         name = getattr(fn.func, "__name__", None)
     return str(name) if name is not None else type(fn).__name__
-
-
-def _fn_tag(fn: Any, count: Any) -> float:
-    """A small number unique (in this process) to the pair (fn, count).
-
-    ``MetricCollection(compute_groups=True)`` (its default) merges metrics whose states are
-    equal after the first batch and from then on updates only one of them. It compares state
-    names and values, not classes, so two BatchMeanMetric wrapping different functions that
-    happen to agree on the first batch (say two accuracies that both give 0.5) would be merged
-    and one would silently report the other's value. A state holding this tag keeps them
-    apart. Small integers matter: the comparison is ``allclose`` (relative tolerance 1e-5),
-    which cannot tell large neighbouring integers apart.
-    """
-    key = (id(fn), count if isinstance(count, str) else ("callable", id(count)))
-    if key not in _TAGS:
-        _TAGS[key] = next(_TAG_COUNTER)
-    return float(_TAGS[key])
 
 
 def _check_common(where: str, fn: Any, name: Any, higher_is_better: Any, check_shapes: Any) -> str:
@@ -102,8 +63,7 @@ def _check_common(where: str, fn: Any, name: Any, higher_is_better: Any, check_s
         fail(where, "name", "be a non-empty string or None", name, kind=TypeError)
     if higher_is_better is not None and not isinstance(higher_is_better, bool):
         fail(where, "higher_is_better", "be True, False or None", higher_is_better, kind=TypeError)
-    if not isinstance(check_shapes, bool):
-        fail(where, "check_shapes", "be True or False", check_shapes, kind=TypeError)
+    check_flag(where, "check_shapes", check_shapes)
     return name if name is not None else _fn_name(fn)
 
 
@@ -143,20 +103,44 @@ def _check_batch(where: str, preds: Any, target: Any, check_shapes: bool) -> Non
         )
 
 
-def _keep_exact(metric: Any, keys: tuple[str, ...]) -> None:
-    """Move the states ``keys`` to ``metric.device`` without changing their dtype."""
-    for key in keys:
-        metric._defaults[key] = _to_device(metric._defaults[key], metric.device)
-        setattr(metric, key, _to_device(getattr(metric, key), metric.device))
+class _FnMetric(LosslabMetric):
+    """What both classes share: the wrapped ``fn``, its display name and the options."""
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(
+        self,
+        fn: MetricFn,
+        *,
+        name: str,
+        higher_is_better: Optional[bool],
+        check_shapes: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.name = name
+        self._higher_is_better = higher_is_better
+        self.check_shapes = check_shapes
+
+    @property
+    def higher_is_better(self) -> Optional[bool]:  # type: ignore[override]
+        """Set at construction (torchmetrics forbids changing it afterwards)."""
+        return self._higher_is_better
+
+    @property
+    def _label(self) -> str:
+        return f"{type(self).__name__}[{self.name}]"
+
+    def extra_repr(self) -> str:
+        fn_name = _fn_name(self.fn)
+        if self.name != fn_name:
+            return f"name={self.name!r}, fn={fn_name}"
+        return f"fn={fn_name}"
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, Tensor):
-        return value.to(device)
-    return [v.to(device) for v in value]
-
-
-class BatchMeanMetric(Metric):
+class BatchMeanMetric(_FnMetric):
     r"""A streaming metric from a function that returns the mean over its batch.
 
     ``fn(preds, target)`` returns :math:`m_b`, the mean of some per-unit quantity over the
@@ -191,8 +175,9 @@ class BatchMeanMetric(Metric):
 
     States: ``total`` (float64, :math:`\sum_b n_b m_b`) and ``count`` (float64,
     :math:`\sum_b n_b`), both ``dist_reduce_fx="sum"``, persistent (a checkpoint taken
-    mid-stream resumes), plus ``fn_id``, a non-persistent tag that stops
-    ``MetricCollection`` compute groups from merging metrics of different functions.
+    mid-stream resumes), plus ``config_tag``, a non-persistent tag of (``fn``, ``count``)
+    that stops ``MetricCollection`` compute groups from merging metrics of different
+    functions (:mod:`losslab.metrics._base`).
 
     In a ``MetricCollection`` pass a dict (``{m.name: m, ...}``): a list keys metrics by
     class name, which every BatchMeanMetric shares. Pickling (needed by ``spawn`` workers
@@ -227,14 +212,9 @@ class BatchMeanMetric(Metric):
     BatchMeanMetric(fn=squared_error, count='samples')
     """
 
-    is_differentiable = False
-    full_state_update = False
-
     total: Tensor
     count: Tensor
-    fn_id: Tensor
-
-    _EXACT = ("total", "count", "fn_id")
+    config_tag: Tensor
 
     def __init__(
         self,
@@ -249,25 +229,18 @@ class BatchMeanMetric(Metric):
         where = type(self).__name__
         name = _check_common(where, fn, name, higher_is_better, check_shapes)
         count = _check_count_option(where, count)
-        super().__init__(**kwargs)
-        self.fn = fn
-        self.name = name
+        super().__init__(
+            fn, name=name, higher_is_better=higher_is_better, check_shapes=check_shapes, **kwargs
+        )
         self.count_by = count
-        self._higher_is_better = higher_is_better
-        self.check_shapes = check_shapes
-        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        self.add_state("count", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        tag = torch.tensor(_fn_tag(fn, count), dtype=torch.float64)
-        self.add_state("fn_id", tag, "max", persistent=False)
+        self.add_exact_state("total", torch.zeros((), dtype=torch.float64))
+        self.add_exact_state("count", torch.zeros((), dtype=torch.float64))
+        self.add_config_tag()
 
-    @property
-    def higher_is_better(self) -> Optional[bool]:  # type: ignore[override]
-        """Set at construction (torchmetrics forbids changing it afterwards)."""
-        return self._higher_is_better
-
-    @property
-    def _where(self) -> str:
-        return f"{type(self).__name__}[{self.name}].update"
+    def _config(self) -> tuple[Hashable, ...]:
+        # Object ids: functions need not be hashable; a live metric keeps its fn alive.
+        count = self.count_by
+        return (id(self.fn), count if isinstance(count, str) else ("callable", id(count)))
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add one batch: ``total += fn(preds, target) * n``, ``count += n``."""
@@ -344,29 +317,12 @@ class BatchMeanMetric(Metric):
         """``total / count`` in the metric's dtype; NaN (0/0) before any counted unit."""
         return (self.total / self.count).to(self.dtype)
 
-    def _apply(self, fn: Callable, exclude_state: Any = ()) -> torch.nn.Module:
-        # torchmetrics would cast the sums with `.to(dtype)` / set_dtype; keep them float64.
-        this = super()._apply(fn, exclude_state=(*exclude_state, *self._EXACT))
-        _keep_exact(this, self._EXACT)
-        return this
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        # Tags are per process: recompute it for the unpickled fn.
-        tag = torch.tensor(_fn_tag(self.fn, self.count_by), dtype=torch.float64)
-        self._defaults["fn_id"] = tag.to(self.fn_id.device)
-        self.fn_id = tag.to(self.fn_id.device)
-
     def extra_repr(self) -> str:
-        fn_name = _fn_name(self.fn)
-        text = f"fn={fn_name}"
-        if self.name != fn_name:
-            text = f"name={self.name!r}, " + text
         count = self.count_by if isinstance(self.count_by, str) else _fn_name(self.count_by)
-        return text + f", count={count!r}"
+        return super().extra_repr() + f", count={count!r}"
 
 
-class FullDataMetric(Metric):
+class FullDataMetric(_FnMetric):
     r"""A metric computed by ``fn`` on all the data at once, accumulated batch by batch.
 
     .. math::
@@ -396,7 +352,8 @@ class FullDataMetric(Metric):
     exchanges (dtype, trailing shape) of every rank's states, then stands in an empty
     tensor of the right dtype and shape ``(0, *trailing)``, and casts ranks holding
     different dtypes to their common promoted dtype. Ranks whose trailing shapes differ
-    raise ``ValueError`` on every rank (instead of a hang).
+    raise ``ValueError`` on every rank (instead of a hang). (The sync of
+    :class:`losslab.metrics._base.LosslabMetric`, shared by every losslab metric.)
 
     States: ``preds`` and ``target``, lists of tensors, ``dist_reduce_fx="cat"``,
     persistent (a checkpoint taken mid-stream resumes; it holds the data seen so far).
@@ -425,13 +382,8 @@ class FullDataMetric(Metric):
     FullDataMetric(fn=rmse)
     """
 
-    is_differentiable = False
-    full_state_update = False
-
     preds: list[Tensor]
     target: list[Tensor]
-
-    _LISTS = ("preds", "target")
 
     def __init__(
         self,
@@ -443,29 +395,20 @@ class FullDataMetric(Metric):
         **kwargs: Any,
     ) -> None:
         name = _check_common(type(self).__name__, fn, name, higher_is_better, check_shapes)
-        super().__init__(**kwargs)
-        self.fn = fn
-        self.name = name
-        self._higher_is_better = higher_is_better
-        self.check_shapes = check_shapes
-        self.add_state("preds", [], dist_reduce_fx="cat", persistent=True)
-        self.add_state("target", [], dist_reduce_fx="cat", persistent=True)
-
-    @property
-    def higher_is_better(self) -> Optional[bool]:  # type: ignore[override]
-        """Set at construction (torchmetrics forbids changing it afterwards)."""
-        return self._higher_is_better
-
-    @property
-    def _where(self) -> str:
-        return f"{type(self).__name__}[{self.name}].update"
+        super().__init__(
+            fn, name=name, higher_is_better=higher_is_better, check_shapes=check_shapes, **kwargs
+        )
+        # Exact: the stored batches keep their dtype (a `.to(torch.half)` of the module must not
+        # round the data already seen); only the device follows.
+        self.add_exact_state("preds", [], "cat")
+        self.add_exact_state("target", [], "cat")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Keep a detached copy of the batch."""
         where = self._where
         _check_batch(where, preds, target, self.check_shapes)
         for arg, x in (("preds", preds), ("target", target)):
-            if x.dtype not in _DTYPES:
+            if x.dtype not in DTYPES:
                 fail(
                     where,
                     arg,
@@ -480,7 +423,7 @@ class FullDataMetric(Metric):
                 fail(
                     where,
                     arg,
-                    f"keep the shape {_rows_of(first.shape[1:])} of the earlier batches "
+                    f"keep the shape {rows_of(first.shape[1:])} of the earlier batches "
                     "(only dim 0 may change)",
                     tuple(x.shape),
                     raw_got=True,
@@ -503,101 +446,6 @@ class FullDataMetric(Metric):
             # scikit-learn style scalars: keep their float64 precision
             value = torch.tensor(float(value), dtype=torch.float64, device=self.device)
         return value
-
-    def _sync_dist(
-        self, dist_sync_fn: Callable = gather_all_tensors, process_group: Optional[Any] = None
-    ) -> None:
-        self._align_for_sync(dist_sync_fn, process_group or self.process_group)
-        super()._sync_dist(dist_sync_fn, process_group=process_group)
-
-    def _align_for_sync(self, dist_sync_fn: Callable, group: Optional[Any]) -> None:
-        """Give every rank's list states one dtype and trailing shape before torchmetrics
-        gathers them; stand in a typed empty tensor where a rank has no data.
-
-        Two small collectives through ``dist_sync_fn``: (has data, dtype code, ndim) per
-        state, then the trailing shapes padded to the largest ndim. Every rank sees the same
-        table, so every rank takes the same branch (and raises together on a mismatch).
-        """
-        device = self.device
-        local: list[Optional[Tensor]] = []
-        header = []
-        for key in self._LISTS:
-            value = getattr(self, key)
-            tensors = value if isinstance(value, list) else [value]
-            tensors = [t for t in tensors if t.shape[0] > 0] if tensors else []
-            if tensors:
-                dtype = tensors[0].dtype
-                for t in tensors[1:]:
-                    dtype = torch.promote_types(dtype, t.dtype)
-                local.append(tensors[0])
-                header += [1, _DTYPES.index(dtype), tensors[0].dim() - 1]
-            else:
-                local.append(None)
-                header += [0, 0, 0]
-        meta = torch.stack(dist_sync_fn(torch.tensor(header, device=device), group=group))
-        meta = meta.view(meta.shape[0], len(self._LISTS), 3).cpu()
-        ndims = meta[:, :, 2].max(dim=0).values.tolist()
-        shapes = None
-        if sum(ndims) > 0:
-            row = []
-            for ref, nd in zip(local, ndims):
-                trailing = list(ref.shape[1:]) if ref is not None else []
-                row += trailing + [-1] * (nd - len(trailing))
-            gathered = dist_sync_fn(
-                torch.tensor(row, dtype=torch.int64, device=device), group=group
-            )
-            shapes = torch.stack(gathered).cpu()
-        offset = 0
-        for i, key in enumerate(self._LISTS):
-            present = [r for r in range(meta.shape[0]) if int(meta[r, i, 0]) == 1]
-            nd = int(ndims[i])
-            trailing_by_rank = {
-                r: tuple(int(s) for s in shapes[r, offset : offset + nd])
-                if shapes is not None
-                else ()
-                for r in present
-            }
-            offset += nd
-            if not present:
-                continue  # no rank has data: torchmetrics' own empty stand-in is consistent
-            distinct = sorted(set(trailing_by_rank.values()))
-            if len(distinct) > 1:
-                got = ", ".join(f"{_rows_of(s)} on rank {r}" for r, s in trailing_by_rank.items())
-                fail(
-                    f"{type(self).__name__}[{self.name}].sync",
-                    key,
-                    "have the same shape beyond dim 0 on every process",
-                    got,
-                    raw_got=True,
-                )
-            dtype = _DTYPES[int(meta[present[0], i, 1])]
-            for r in present[1:]:
-                dtype = torch.promote_types(dtype, _DTYPES[int(meta[r, i, 1])])
-            value = getattr(self, key)
-            tensors = value if isinstance(value, list) else [value]
-            tensors = [t for t in tensors if t.shape[0] > 0]
-            if not tensors:
-                where = torch.device("cpu") if self.compute_on_cpu else device
-                tensors = [torch.empty((0, *distinct[0]), dtype=dtype, device=where)]
-            setattr(self, key, [t.to(dtype) for t in tensors])
-
-    def _apply(self, fn: Callable, exclude_state: Any = ()) -> torch.nn.Module:
-        # The stored batches keep their dtype (a `.to(torch.half)` of the module must not
-        # round the data already seen); only the device follows.
-        this = super()._apply(fn, exclude_state=(*exclude_state, *self._LISTS))
-        _keep_exact(this, self._LISTS)
-        return this
-
-    def extra_repr(self) -> str:
-        fn_name = _fn_name(self.fn)
-        if self.name != fn_name:
-            return f"name={self.name!r}, fn={fn_name}"
-        return f"fn={fn_name}"
-
-
-def _rows_of(trailing: Any) -> str:
-    """``(N,)`` / ``(N, 3)``: the shape of a stack of rows with the given trailing shape."""
-    return "(" + ", ".join(["N", *map(str, trailing)]) + ("," if len(trailing) == 0 else "") + ")"
 
 
 def _rows(state: Union[list[Tensor], Tensor]) -> int:

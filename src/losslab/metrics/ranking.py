@@ -28,15 +28,17 @@ Conventions shared by the four metrics:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional, cast
+from collections.abc import Hashable
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MetricCollection
 
 from losslab._checks import check_choice, check_int_option, fail, is_compiling
 from losslab.losses.ranking._lists import Lists, as_lists
 from losslab.losses.ranking._ndcg import discounts, gains
+from losslab.metrics._base import LosslabMetric, check_flag, check_prefix
 
 __all__ = [
     "RankingMAP",
@@ -50,16 +52,11 @@ EMPTY = ("skip", "zero")
 GAINS = ("exponential", "linear")
 TIES = ("stable", "pessimistic")
 
-# Codes in the `config` state (see _RankingMetric.__init__); distinct from forecasting's.
-_KIND_CODE = {"ndcg": 1.0, "mrr": 2.0, "map": 3.0, "precision": 4.0}
-
 
 def _check_common(fn: str, empty: Any, ties: Any, validate: Any) -> tuple[str, str, bool]:
     empty = check_choice(fn, "empty", empty, EMPTY)
     ties = check_choice(fn, "ties", ties, TIES)
-    if not isinstance(validate, bool):
-        fail(fn, "validate", "be True or False", validate, kind=TypeError)
-    return empty, ties, validate
+    return empty, ties, check_flag(fn, "validate", validate)
 
 
 def _check_no_nan(fn: str, lists: Lists, validate: bool) -> None:
@@ -100,8 +97,15 @@ def _ranked(lists: Lists, ties: str) -> tuple[Tensor, Tensor]:
     return t.gather(1, perm), m.gather(1, perm)
 
 
-class _RankingMetric(Metric):
-    """Shared machinery: input layouts, the empty-list policy and the two float64 sums."""
+class _RankingMetric(LosslabMetric):
+    """Shared machinery: input layouts, the empty-list policy and the two float64 sums.
+
+    States: ``total`` and ``count`` (float64, exact under ``.to()`` / ``set_dtype``,
+    persistent) and ``config_tag`` (:mod:`losslab.metrics._base`): ``MetricCollection``'s
+    default compute groups merge metrics whose states are equal after the first batch (an
+    NDCG and a MAP that both saw only lists without a relevant item, 0 / 0); the tag of
+    (class, ``k``, ``empty``, ``ties``, gain) keeps different metrics apart.
+    """
 
     is_differentiable = False
     higher_is_better = True
@@ -111,46 +115,22 @@ class _RankingMetric(Metric):
 
     total: Tensor
     count: Tensor
-    config: Tensor
-
-    _kind = ""
-    _EXACT = ("total", "count", "config")
+    config_tag: Tensor
 
     def __init__(
-        self,
-        *,
-        k: Optional[int],
-        empty: str,
-        ties: str,
-        validate: bool,
-        extra_code: float = 0.0,
-        **kwargs: Any,
+        self, *, k: Optional[int], empty: str, ties: str, validate: bool, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.k = k
         self.empty = empty
         self.ties = ties
         self.validate = validate
-        self.add_state("total", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        self.add_state("count", torch.zeros((), dtype=torch.float64), "sum", persistent=True)
-        # MetricCollection(compute_groups=True), its default, merges metrics whose states are
-        # equal after the first batch (it compares state names and values, not classes): an
-        # NDCG and a MAP that both saw only lists without a relevant item (0 / 0) would be
-        # merged, and one would report the other's value from then on. This state holds the
-        # metric's configuration as small exact numbers, so different metrics never compare
-        # equal; it is identical on every process and not saved in a checkpoint.
-        config = [
-            _KIND_CODE[self._kind],
-            float(k or 0),
-            float(EMPTY.index(empty)),
-            float(TIES.index(ties)),
-            extra_code,
-        ]
-        self.add_state("config", torch.tensor(config, dtype=torch.float64), "max", persistent=False)
+        self.add_exact_state("total", torch.zeros((), dtype=torch.float64))
+        self.add_exact_state("count", torch.zeros((), dtype=torch.float64))
+        self.add_config_tag()
 
-    @property
-    def _fn(self) -> str:
-        return f"{type(self).__name__}.update"
+    def _config(self) -> tuple[Hashable, ...]:
+        return (self.k, self.empty, self.ties)
 
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         """(B,) values of lists in rank order (only lists with a relevant item are read)."""
@@ -165,7 +145,7 @@ class _RankingMetric(Metric):
         group: Optional[Tensor] = None,
     ) -> None:
         """Add whole lists: padded ``(B, n)`` (with ``mask``) or flat ``(N,)`` with ``group`` ids."""
-        fn = self._fn
+        fn = self._where
         lists = as_lists(
             fn,
             scores,
@@ -198,18 +178,6 @@ class _RankingMetric(Metric):
                 stacklevel=2,
             )
         return (self.total / self.count).to(self.dtype)
-
-    def _apply(self, fn: Callable, exclude_state: Any = ()) -> Metric:
-        # torchmetrics casts float states under set_dtype(); keep the sums exact (float64).
-        this = cast(
-            _RankingMetric, super()._apply(fn, exclude_state=(*exclude_state, *self._EXACT))
-        )
-        for key in self._EXACT:
-            default = this._defaults[key]
-            assert isinstance(default, Tensor)
-            this._defaults[key] = default.to(this.device)
-            setattr(this, key, getattr(this, key).to(this.device))
-        return this
 
     def extra_repr(self) -> str:
         text = f"k={self.k}, " if self.k is not None else ""
@@ -257,8 +225,6 @@ class RankingNDCG(_RankingMetric):
     tensor(0.5869)
     """
 
-    _kind = "ndcg"
-
     def __init__(
         self,
         *,
@@ -273,15 +239,11 @@ class RankingNDCG(_RankingMetric):
         k = check_int_option(fn, "k", k, low=1, allow_none=True)
         gain = check_choice(fn, "gain", gain, GAINS)
         empty, ties, validate = _check_common(fn, empty, ties, validate)
-        super().__init__(
-            k=k,
-            empty=empty,
-            ties=ties,
-            validate=validate,
-            extra_code=float(GAINS.index(gain)),
-            **kwargs,
-        )
-        self.gain = gain
+        self.gain = gain  # before the base's __init__: the config tag reads it
+        super().__init__(k=k, empty=empty, ties=ties, validate=validate, **kwargs)
+
+    def _config(self) -> tuple[Hashable, ...]:
+        return (*super()._config(), self.gain)
 
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         if self.gain == "exponential":
@@ -299,7 +261,22 @@ class RankingNDCG(_RankingMetric):
         return super().extra_repr() + f", gain={self.gain!r}"
 
 
-class RankingMRR(_RankingMetric):
+class _WholeListMetric(_RankingMetric):
+    """A metric of the whole list (no cut-off ``k``): MRR and MAP."""
+
+    def __init__(
+        self,
+        *,
+        empty: str = "skip",
+        ties: str = "stable",
+        validate: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
+        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
+
+
+class RankingMRR(_WholeListMetric):
     r"""Mean reciprocal rank: one over the rank of the first relevant item, averaged over lists.
 
     .. math:: \mathrm{RR} = \frac{1}{\min\{r : y_{(r)} > 0\}}, \qquad
@@ -327,26 +304,13 @@ class RankingMRR(_RankingMetric):
     tensor(0.5000)
     """
 
-    _kind = "mrr"
-
-    def __init__(
-        self,
-        *,
-        empty: str = "skip",
-        ties: str = "stable",
-        validate: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
-        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
-
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         ranks = torch.arange(1, target.shape[1] + 1, dtype=target.dtype, device=target.device)
         # 1/r decreases with r: the largest 1/r over the relevant items is the first one's.
         return (relevant.to(target.dtype) / ranks).amax(1)
 
 
-class RankingMAP(_RankingMetric):
+class RankingMAP(_WholeListMetric):
     r"""Mean average precision over lists; relevant means ``target > 0``.
 
     .. math:: \mathrm{AP} = \frac{1}{R} \sum_{r=1}^{n} \mathrm{rel}_{(r)} \,
@@ -373,19 +337,6 @@ class RankingMAP(_RankingMetric):
     >>> metric.compute()  # (1/1 + 2/3) / 2
     tensor(0.8333)
     """
-
-    _kind = "map"
-
-    def __init__(
-        self,
-        *,
-        empty: str = "skip",
-        ties: str = "stable",
-        validate: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
-        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
 
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         rel = relevant.to(target.dtype)
@@ -422,8 +373,6 @@ class RankingPrecision(_RankingMetric):
     >>> metric.compute()
     tensor(0.5000)
     """
-
-    _kind = "precision"
 
     def __init__(
         self,
@@ -481,10 +430,7 @@ def ranking_metrics(
     empty = check_choice(fn, "empty", empty, EMPTY)
     gain = check_choice(fn, "gain", gain, GAINS)
     ties = check_choice(fn, "ties", ties, TIES)
-    if prefix is not None and not isinstance(prefix, str):
-        fail(
-            fn, "prefix", "be a string or None", type(prefix).__name__, kind=TypeError, raw_got=True
-        )
+    check_prefix(fn, prefix, noun="string")
     return MetricCollection(
         {
             f"ndcg@{k}": RankingNDCG(k=k, gain=gain, empty=empty, ties=ties),

@@ -17,13 +17,13 @@ from torchmetrics import MetricCollection
 from torchmetrics.regression import MeanAbsoluteError, MeanAbsolutePercentageError, R2Score
 
 from losslab._checks import check_floating, fail
+from losslab.metrics._base import CheckedCollection, LosslabMetric, check_prefix, nan_like
 from losslab.metrics._inputs import check_pair
-from losslab.metrics.classification import _check_prefix, _EmptyRankSync, _nan_like
 
 __all__ = ["regression_metrics"]
 
 
-class _R2Score(_EmptyRankSync, R2Score):
+class _R2Score(LosslabMetric, R2Score):
     r"""torchmetrics' R2 state (per-output sums) with sklearn's conventions in ``compute``.
 
     Per output :math:`d`: :math:`SS_{tot} = \sum y^2 - (\sum y)^2 / n` (one pass, float64),
@@ -43,7 +43,7 @@ class _R2Score(_EmptyRankSync, R2Score):
 
     def compute(self) -> Tensor:
         if float(self.total) < 2:
-            return _nan_like(torch.float64, self.device)
+            return nan_like(torch.float64, self.device)
         return self._per_output().mean()
 
 
@@ -57,14 +57,15 @@ class _RootMeanSquaredError(_R2Score):
 
     def compute(self) -> Tensor:
         if float(self.total) < 1:
-            return _nan_like(torch.float64, self.device)
+            return nan_like(torch.float64, self.device)
         return torch.sqrt(self.residual / self.total).mean()
 
 
-class _RegressionMetrics(MetricCollection):
+class _RegressionMetrics(CheckedCollection):
     """Check each batch once, reshape (N,) to (N, 1), cast to float64, feed every metric."""
 
     _output_keys = ("mae", "mape", "r2", "rmse")
+    _nan_dtype = torch.float64
 
     def __init__(self, metrics: dict[str, Any], *, prefix: Optional[str]) -> None:
         # Explicit groups (automatic grouping can merge by coincidence): RMSE reads R2's sums.
@@ -91,19 +92,6 @@ class _RegressionMetrics(MetricCollection):
         preds = preds.detach().reshape(preds.shape[0], width).double()
         target = target.detach().reshape(target.shape[0], width).double()
         return preds, target
-
-    def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
-        preds, target = self._prepare(preds, target)
-        if target.numel():
-            super().update(preds, target)
-
-    def forward(self, preds: Tensor, target: Tensor) -> dict[str, Any]:
-        preds, target = self._prepare(preds, target)
-        if target.numel():
-            return super().forward(preds, target)
-        return {
-            self._set_name(k): _nan_like(torch.float64, preds.device) for k in self._output_keys
-        }
 
 
 def regression_metrics(*, prefix: Optional[str] = None) -> MetricCollection:
@@ -169,7 +157,7 @@ def regression_metrics(*, prefix: Optional[str] = None) -> MetricCollection:
     r2: 0.8330
     rmse: 1.3370
     """
-    prefix = _check_prefix("regression_metrics", prefix)
+    prefix = check_prefix("regression_metrics", prefix)
     metrics: dict[str, Any] = {
         "mae": MeanAbsoluteError(),
         "rmse": _RootMeanSquaredError(),

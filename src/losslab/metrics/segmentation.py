@@ -19,14 +19,14 @@ policy names for empty classes are the losses' ones. :func:`segmentation_metrics
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections.abc import Hashable
 from dataclasses import replace
-from typing import Any, Callable, Optional, cast
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MetricCollection
 
 from losslab._checks import (
     check_choice,
@@ -43,30 +43,13 @@ from losslab._checks import (
 )
 from losslab.losses.segmentation._inputs import MODES, Prepared, prepare
 from losslab.losses.segmentation._overlap import EMPTY_POLICIES, overlap_stats, ratio
+from losslab.metrics._base import LosslabMetric, check_prefix
 
 __all__ = ["OverlapScores", "segmentation_metrics"]
 
 INPUTS = ("logits", "probs")
 AVERAGES = ("macro", "micro", "weighted")
 AGGREGATES = ("dataset", "image")
-
-# Small per-process integers telling apart differently configured OverlapScores (see _tag).
-_TAG_COUNTER = itertools.count(1)
-_TAGS: dict[tuple[Any, ...], int] = {}
-
-
-def _tag(config: tuple[Any, ...]) -> float:
-    """A small number unique (in this process) to a configuration of the state-changing options.
-
-    ``MetricCollection(compute_groups=True)`` (its default) merges metrics whose states are
-    ``allclose`` after the first batch and then updates only one of them: two OverlapScores
-    with different thresholds whose counts happen to be close would silently share counts.
-    A state holding this tag keeps differently configured metrics apart; identically
-    configured ones (whose states are always equal) may still share their update.
-    """
-    if config not in _TAGS:
-        _TAGS[config] = next(_TAG_COUNTER)
-    return float(_TAGS[config])
 
 
 def _check_options(
@@ -331,7 +314,7 @@ def _scores(numerator: Tensor, denominator: Tensor, empty: str) -> Tensor:
     return score
 
 
-class OverlapScores(Metric):
+class OverlapScores(LosslabMetric):
     r"""Streaming Dice and IoU (Jaccard index) of hard segmentation masks, per class and averaged.
 
     Per class :math:`c`, with the counts :math:`TP_c, FP_c, FN_c` of hard predictions over
@@ -397,8 +380,8 @@ class OverlapScores(Metric):
     float64 sums of per-image scores, ``image_count`` (C,) int64, and the per-image micro
     scores ``image_micro_dice``, ``image_micro_iou`` (float64), ``image_micro_count``
     (int64). They keep their dtypes under ``.to()`` / ``set_dtype``. A non-persistent
-    ``config_id`` keeps ``MetricCollection`` compute groups from merging metrics with
-    different options.
+    ``config_tag`` (:mod:`losslab.metrics._base`) keeps ``MetricCollection`` compute groups
+    from merging metrics whose options change the counts (all but ``average``).
 
     Args:
         mode: ``"binary"`` | ``"multiclass"`` | ``"multilabel"``.
@@ -430,8 +413,6 @@ class OverlapScores(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
-
-    _EXACT: tuple[str, ...] = ()  # states whose dtype .to() / set_dtype must not change
 
     tp: Tensor
     fp: Tensor
@@ -479,13 +460,9 @@ class OverlapScores(Metric):
         self.aggregate: str = opts["aggregate"]
 
         c = self.num_classes
-        exact = []
 
         def state(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> None:
-            self.add_state(
-                name, torch.zeros(shape, dtype=dtype), dist_reduce_fx="sum", persistent=True
-            )
-            exact.append(name)
+            self.add_exact_state(name, torch.zeros(shape, dtype=dtype))
 
         for name in ("tp", "fp", "fn"):
             state(name, (c,), torch.int64)
@@ -497,22 +474,19 @@ class OverlapScores(Metric):
             state("image_micro_dice", (), torch.float64)
             state("image_micro_iou", (), torch.float64)
             state("image_micro_count", (), torch.int64)
-        config = (
+        self.add_config_tag()
+
+    def _config(self) -> tuple[Hashable, ...]:
+        # `average` is read by compute() only: metrics differing there may share their counts.
+        return (
             self.mode,
-            c,
+            self.num_classes,
             self.input,
             self.threshold,
             self.ignore_index,
             self.empty,
             self.aggregate,
         )
-        self.add_state(
-            "config_id",
-            torch.tensor(_tag(config), dtype=torch.float64),
-            dist_reduce_fx="max",
-            persistent=False,
-        )
-        self._EXACT = (*exact, "config_id")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         """Add one batch: ``preds`` (logits or probabilities) and ``target`` (see the class)."""
@@ -594,15 +568,6 @@ class OverlapScores(Metric):
                     out[f"{name}_{c}"] = values[c]
         return {k: v.to(self.dtype) for k, v in out.items()}
 
-    def _apply(self, fn: Callable, exclude_state: Any = ()) -> torch.nn.Module:
-        # torchmetrics would cast the counts with `.to(dtype)` / set_dtype: move them only.
-        this = super()._apply(fn, exclude_state=(*exclude_state, *self._EXACT))
-        metric = cast(OverlapScores, this)
-        for key in self._EXACT:
-            metric._defaults[key] = cast(Tensor, metric._defaults[key]).to(metric.device)
-            setattr(metric, key, getattr(metric, key).to(metric.device))
-        return this
-
     def extra_repr(self) -> str:
         return (
             f"mode={self.mode!r}, num_classes={self.num_classes}, input={self.input!r}, "
@@ -674,13 +639,5 @@ def segmentation_metrics(
         average=average,
         aggregate=aggregate,
     )
-    if prefix is not None and not isinstance(prefix, str):
-        fail(
-            "segmentation_metrics",
-            "prefix",
-            "be a string or None",
-            type(prefix).__name__,
-            kind=TypeError,
-            raw_got=True,
-        )
+    check_prefix("segmentation_metrics", prefix, noun="string")
     return MetricCollection({"overlap": OverlapScores(**opts)}, prefix=prefix)
