@@ -17,11 +17,15 @@ __version__ = "0.1.0.dev0"
 
 
 def __getattr__(name: str) -> object:
-    # `losslab.metrics` (torchmetrics) and `losslab.compare` load on first use, keeping `import losslab` light.
-    if name in ("metrics", "compare"):
+    # `losslab.metrics` (torchmetrics), `compare`, `doctor`/`check` and `testing` load on first use, keeping `import losslab` light.
+    if name in ("metrics", "compare", "doctor", "testing"):
         import importlib
 
         return importlib.import_module(f"losslab.{name}")
+    if name == "check":
+        from losslab.doctor import check
+
+        return check
     raise AttributeError(f"module 'losslab' has no attribute {name!r}")
 
 
