@@ -26,127 +26,22 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from losslab.doctor._call import CallFailed, bounded_call
-from losslab.doctor._types import Context, Finding, Sample
+from losslab.doctor._types import Context, Finding
+from losslab.doctor.probes._util import (
+    RTOL,
+    call,
+    close,
+    failed_finding,
+    fresh,
+    num,
+    scalar,
+    shape_of,
+    take_rows,
+)
 
 __all__ = ["PROBE", "BatchInvarianceProbe"]
 
 NAME = "batch_invariance"
-RTOL = 1e-4  # float32 sums in a different order agree to ~1e-6 relative; bugs differ by >1 %
-ATOL = 1e-7
-
-
-# ------------------------------------------------------------- helpers shared by the probes
-def num(x: Any) -> Any:
-    """A JSON-able number: finite floats as floats, NaN/inf as "nan"/"inf"/"-inf"."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError, RuntimeError):
-        return repr(x)[:80]
-    if v != v:
-        return "nan"
-    if v in (float("inf"), float("-inf")):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def shape_of(x: Any) -> Any:
-    """A tensor's shape as a list; the type name of anything else."""
-    if isinstance(x, Tensor):
-        return list(x.shape)
-    return type(x).__name__
-
-
-def fresh(
-    sample: Sample, *, pred: Optional[Tensor] = None, grad: bool = False
-) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Copies of a sample's ``(pred, target, kwargs)`` (the function may modify them in
-    place); ``pred`` replaced when given, a leaf requiring a gradient when ``grad``."""
-    p = (sample.pred if pred is None else pred).detach().clone()
-    if grad and p.is_floating_point():
-        p.requires_grad_(True)
-    kwargs = {
-        k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in sample.kwargs.items()
-    }
-    return p, sample.target.detach().clone(), kwargs
-
-
-def call(
-    ctx: Context, pred: Tensor, target: Tensor, kwargs: Mapping[str, Any]
-) -> tuple[Any, Optional[CallFailed]]:
-    """``(output, None)`` or ``(None, CallFailed)``: never raises."""
-    try:
-        return ctx.call(pred, target, **kwargs), None
-    except CallFailed as exc:
-        return None, exc
-    except Exception as exc:  # a broken ctx.call must not take the probe down
-        return None, CallFailed(f"raised {type(exc).__name__}: {exc}"[:300], exc)
-
-
-def scalar(out: Any) -> Optional[float]:
-    """The value of a one-element float tensor or a Python number (float64); None otherwise."""
-    if isinstance(out, Tensor):
-        if out.numel() != 1 or not (out.is_floating_point() or out.is_complex()):
-            return None
-        return float(out.detach().reshape(()).to(torch.float64).real)
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        return float(out)
-    return None
-
-
-def close(a: float, b: float, *scale: float, rtol: float = RTOL, atol: float = ATOL) -> bool:
-    """``|a - b|`` within ``rtol`` of the largest magnitude among ``a``, ``b`` and ``scale``."""
-    if a != a or b != b:  # NaN never agrees (the extremes probe reports where it comes from)
-        return False
-    if a == b:
-        return True
-    ref = max([abs(a), abs(b), *[abs(s) for s in scale]])
-    return abs(a - b) <= rtol * ref + atol
-
-
-def take_rows(
-    pred: Tensor, target: Tensor, kwargs: Mapping[str, Any], index: Tensor
-) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Rows ``index`` of the batch: ``pred``, ``target`` and every tensor keyword argument
-    whose first dimension is the batch (a ranking mask, per-sample data)."""
-    n = pred.shape[0]
-    idx = index.to(pred.device)
-
-    def rows(x: Any) -> Any:
-        if isinstance(x, Tensor) and x.dim() >= 1 and x.shape[0] == n:
-            return x.index_select(0, idx.to(x.device)).clone()
-        return x
-
-    return rows(pred), rows(target), {k: rows(v) for k, v in kwargs.items()}
-
-
-def grad_of(ctx: Context, out: Any, pred: Tensor) -> tuple[Optional[Tensor], Optional[str]]:
-    """Gradient of ``out.sum()`` with respect to ``pred``, bounded in time like the forward:
-    ``(grad, None)``, ``(None, None)`` without a gradient path, ``(None, reason)`` when the
-    backward raised."""
-    if not (isinstance(out, Tensor) and out.requires_grad and pred.requires_grad):
-        return None, None
-    try:
-        total = out.sum() if out.dtype == torch.float64 else out.float().sum()
-        (g,) = bounded_call(
-            torch.autograd.grad, (total, pred), {"allow_unused": True}, timeout=ctx.timeout
-        )
-    except CallFailed as exc:
-        return None, f"backward {exc.reason}"
-    except Exception as exc:
-        return None, f"backward raised {type(exc).__name__}: {exc}".splitlines()[0][:300]
-    return g, None
-
-
-def failed_finding(probe: str, what: str, exc: CallFailed, **evidence: Any) -> Finding:
-    """Info: the probe could not assess its property because the function failed (the
-    returns_tensor probe reports crashes on valid inputs)."""
-    return Finding(
-        probe,
-        "info",
-        f"not checked: the function failed on {what}: {exc.reason}"[:300],
-        evidence={**evidence, "error": exc.reason},
-    )
 
 
 # ----------------------------------------------------------------------------- the probe

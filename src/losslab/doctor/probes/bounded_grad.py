@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.extremes import (
+from losslab.doctor.probes._util import (
     FIX_LOGITS,
     FIX_PROBS,
     FIX_WHERE,

@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 
 from losslab.doctor._call import CallFailed
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.extremes import call_loss, describe, module_as, prepare
+from losslab.doctor.probes._util import call_loss, describe, module_as, prepare
 
 __all__ = ["PROBE", "DtypeDeviceProbe"]
 

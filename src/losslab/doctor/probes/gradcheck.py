@@ -30,8 +30,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.bounded_grad import is_distribution
-from losslab.doctor.probes.extremes import (
+from losslab.doctor.probes._util import (
     call_loss,
     describe,
     grad_of,
@@ -39,6 +38,7 @@ from losslab.doctor.probes.extremes import (
     num,
     prepare,
 )
+from losslab.doctor.probes.bounded_grad import is_distribution
 
 __all__ = ["PROBE", "GradcheckProbe"]
 

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from losslab.doctor._call import CallFailed
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.extremes import (
+from losslab.doctor.probes._util import (
     FIX_LOGITS,
     FIX_VALUES,
     call_loss,

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.batch_invariance import (
+from losslab.doctor.probes._util import (
     call,
     failed_finding,
     fresh,

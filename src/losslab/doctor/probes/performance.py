@@ -36,7 +36,7 @@ from torch import Tensor
 
 from losslab.doctor._call import bounded_call
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.batch_invariance import fresh, num, shape_of
+from losslab.doctor.probes._util import fresh, num, shape_of
 
 __all__ = ["PROBE", "PerformanceProbe"]
 

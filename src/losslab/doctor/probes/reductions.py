@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding
-from losslab.doctor.probes.batch_invariance import (
+from losslab.doctor.probes._util import (
     call,
     close,
     failed_finding,

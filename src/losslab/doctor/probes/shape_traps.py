@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes.batch_invariance import (
+from losslab.doctor.probes._util import (
     call,
     close,
     failed_finding,
