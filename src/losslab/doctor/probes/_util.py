@@ -223,3 +223,21 @@ def fresh(
 
 
 call = call_loss
+
+
+class GuardedProbe:
+    """Base of the probes: ``run`` calls the subclass's ``_run`` and turns any exception of
+    the probe itself into an info finding (a probe never raises)."""
+
+    name: str = ""
+    title: str = ""
+
+    def run(self, ctx: Context) -> list[Finding]:
+        try:
+            return self._run(ctx)
+        except Exception as exc:  # the probe itself must never raise
+            message = f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200]
+            return [Finding(self.name, "info", message)]
+
+    def _run(self, ctx: Context) -> list[Finding]:
+        raise NotImplementedError

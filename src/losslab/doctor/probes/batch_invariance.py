@@ -29,6 +29,7 @@ from torch import Tensor
 from losslab.doctor._types import Context, Finding
 from losslab.doctor.probes._util import (
     RTOL,
+    GuardedProbe,
     call,
     close,
     failed_finding,
@@ -128,21 +129,9 @@ def _split_finding(
     )
 
 
-class BatchInvarianceProbe:
+class BatchInvarianceProbe(GuardedProbe):
     name = NAME
     title = "invariance to the batch split and to the order of the samples"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.samples:

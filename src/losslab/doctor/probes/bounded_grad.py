@@ -37,6 +37,7 @@ from losslab.doctor.probes._util import (
     FIX_LOGITS,
     FIX_PROBS,
     FIX_WHERE,
+    GuardedProbe,
     at,
     call_loss,
     describe,
@@ -94,21 +95,9 @@ def saturated_preds(ctx: Context, sample: Sample) -> list[tuple[str, Tensor]]:
     return out
 
 
-class BoundedGradProbe:
+class BoundedGradProbe(GuardedProbe):
     name = NAME
     title = "bounded gradients at saturation"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.samples:

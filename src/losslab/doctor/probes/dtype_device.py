@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 
 from losslab.doctor._call import CallFailed
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes._util import call_loss, describe, module_as, prepare
+from losslab.doctor.probes._util import GuardedProbe, call_loss, describe, module_as, prepare
 
 __all__ = ["PROBE", "DtypeDeviceProbe"]
 
@@ -165,21 +165,9 @@ def _accepts_validate(fn: Any) -> bool:
     return "validate" in params
 
 
-class DtypeDeviceProbe:
+class DtypeDeviceProbe(GuardedProbe):
     name = NAME
     title = "output dtype and device follow the inputs"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.samples:

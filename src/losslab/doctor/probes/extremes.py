@@ -34,6 +34,7 @@ from losslab.doctor.probes._util import (
     FIX_VALUES,
     FIX_WHERE,
     GROWTH,
+    GuardedProbe,
     at,
     call_loss,
     describe,
@@ -50,21 +51,9 @@ NAME = "extremes"
 
 
 # ------------------------------------------------------------------------------ the probe
-class ExtremesProbe:
+class ExtremesProbe(GuardedProbe):
     name = NAME
     title = "finite forward and backward at extreme inputs"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         samples = list(ctx.extreme_samples)

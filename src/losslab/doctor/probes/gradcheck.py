@@ -31,6 +31,7 @@ from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
 from losslab.doctor.probes._util import (
+    GuardedProbe,
     call_loss,
     describe,
     grad_of,
@@ -111,21 +112,9 @@ def nudge(ctx: Context, sample: Sample, seed: int) -> Tensor:
     return p
 
 
-class GradcheckProbe:
+class GradcheckProbe(GuardedProbe):
     name = NAME
     title = "float64 gradcheck of the backward"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         ctx = module_as(ctx, torch.float64)  # a loss module's float buffers, as .double()

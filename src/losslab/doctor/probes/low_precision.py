@@ -50,6 +50,7 @@ from losslab.doctor._types import Context, Finding, Sample
 from losslab.doctor.probes._util import (
     FIX_LOGITS,
     FIX_VALUES,
+    GuardedProbe,
     call_loss,
     describe,
     first_bad,
@@ -98,21 +99,9 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-class LowPrecisionProbe:
+class LowPrecisionProbe(GuardedProbe):
     name = NAME
     title = "float16/bfloat16 inputs and bfloat16 autocast"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _samples(self, ctx: Context) -> list[tuple[str, Sample]]:
         if not ctx.samples:

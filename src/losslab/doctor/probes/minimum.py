@@ -28,6 +28,7 @@ from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
 from losslab.doctor.probes._util import (
+    GuardedProbe,
     call,
     failed_finding,
     fresh,
@@ -96,21 +97,9 @@ def _direction(g: Tensor) -> Tensor:
     return g / max(_rms(g), 1e-30)
 
 
-class MinimumProbe:
+class MinimumProbe(GuardedProbe):
     name = NAME
     title = "minimum at a perfect prediction; a descent step lowers the loss"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.samples:

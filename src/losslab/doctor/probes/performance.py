@@ -36,7 +36,7 @@ from torch import Tensor
 
 from losslab.doctor._call import bounded_call
 from losslab.doctor._types import Context, Finding, Sample
-from losslab.doctor.probes._util import fresh, num, shape_of
+from losslab.doctor.probes._util import GuardedProbe, fresh, num, shape_of
 
 __all__ = ["PROBE", "PerformanceProbe"]
 
@@ -223,21 +223,9 @@ class _Series:
         }
 
 
-class PerformanceProbe:
+class PerformanceProbe(GuardedProbe):
     name = NAME
     title = "time and memory per call against the built-in loss; growth with input size"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.samples:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from losslab.doctor._types import Context, Finding
 from losslab.doctor.probes._util import (
+    GuardedProbe,
     call,
     close,
     failed_finding,
@@ -43,21 +44,9 @@ def _total(x: Tensor) -> float:
     return float(x.detach().to(torch.float64).sum())
 
 
-class ReductionsProbe:
+class ReductionsProbe(GuardedProbe):
     name = NAME
     title = 'reduction="none" / "sum" / "mean" consistent; unknown values raise'
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "info",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         if not ctx.has_reduction:
