@@ -35,8 +35,9 @@ poisson_nll              counts >= 0 as targets, log-rates as predictions (its d
                            ``log_input=True``)
 =======================  ====================================================================
 
-Skipped (they need per-call data the doctor cannot invent; the skip message says which):
-``mase`` (``insample``: the series' history) and ``gaussian_nll`` (``var``: a third input).
+Losses with per-call data the doctor cannot invent get it through the sample's keyword
+arguments (``Sample(pred, target, {...})``): ``mase`` (``insample``, the series' history) and
+``gaussian_nll`` (``var``, the predicted variance).
 
 Every probe runs (the performance probe included: it never reports an error, but a probe
 crash would show as a finding). Known false alarms are strict xfails (``KNOWN_FALSE_ALARMS``).
@@ -56,7 +57,7 @@ import losslab
 check_module = pytest.importorskip("losslab.doctor.check")
 check = check_module.check
 
-from losslab.doctor._types import Report  # noqa: E402
+from losslab.doctor._types import Report, Sample  # noqa: E402
 from losslab.doctor.inputs import build_context  # noqa: E402
 
 PROBE_NAMES = [
@@ -94,17 +95,14 @@ SEG_MULTICLASS = {
     "boundary",
     "hausdorff_dt",
 }
-SKIP = {
-    "mase": "needs per-call `insample` (the series' history) that the doctor cannot invent",
-    "gaussian_nll": "needs per-call `var` (a third input) that the doctor cannot invent",
-}
+SKIP: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
 class Setup:
     task: str
     options: dict[str, Any] = field(default_factory=dict)
-    sample: Optional[Callable[[], tuple[torch.Tensor, torch.Tensor]]] = None
+    sample: Optional[Callable[[], Any]] = None  # (pred, target) or a doctor Sample
     skip: str = ""
 
 
@@ -142,6 +140,21 @@ def _log_rates() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.log(pred), target
 
 
+def _with_insample() -> Sample:
+    g = torch.Generator().manual_seed(14)
+    history = torch.randn(4, 12, generator=g).cumsum(1)
+    target = history[:, -1:] + torch.randn(4, 6, generator=g).cumsum(1)
+    pred = target + 0.3 * torch.randn(4, 6, generator=g)
+    return Sample(pred, target, {"insample": history})
+
+
+def _with_var() -> Sample:
+    g = torch.Generator().manual_seed(15)
+    target = torch.randn(16, generator=g)
+    pred = target + 0.5 * torch.randn(16, generator=g)
+    return Sample(pred, target, {"var": torch.rand(16, generator=g) + 0.25})
+
+
 def setup(entry: Any) -> Setup:
     key = entry.key
     if key in SKIP:
@@ -163,6 +176,10 @@ def setup(entry: Any) -> Setup:
         return Setup(task, {"quantiles": (0.1, 0.5, 0.9)}, sample=_quantiles)
     if key == "poisson_nll":  # log_input=True by default: any real prediction, counts >= 0
         return Setup(task, sample=_log_rates)
+    if key == "mase":
+        return Setup(task, sample=_with_insample)
+    if key == "gaussian_nll":
+        return Setup(task, sample=_with_var)
     return Setup(task)
 
 
