@@ -116,3 +116,17 @@ def test_gradient_weighting_refuses_a_plain_total() -> None:
         mtl(preds, y)
     with pytest.raises(ValueError, match=r"`shared_parameters` must be given"):
         mtl.backward(preds, y)
+
+
+def test_dwa_history_survives_a_dtype_cast() -> None:
+    """`.half()` on the loss must not round DWA's float64 epoch sums (weights use their ratios)."""
+    from losslab.multitask import DynamicWeightAverage
+
+    a, b = DynamicWeightAverage(TASKS), DynamicWeightAverage(TASKS)
+    b.half()
+    for epoch_losses in ([1.0001, 3.0], [1.0, 2.9999], [0.5, 2.99]):
+        for dwa in (a, b):
+            dwa({"cls": torch.tensor(epoch_losses[0]), "reg": torch.tensor(epoch_losses[1])})
+            dwa.epoch_end()
+    assert b.loss_history.dtype == torch.float64
+    assert a.current_weights() == b.current_weights()

@@ -134,6 +134,17 @@ class DynamicWeightAverage(LossWeighting):
             w = len(self.tasks) * torch.softmax(ratio / self.temperature, dim=0)
             self.weights = dict(zip(self.tasks, w.tolist()))
 
+    def _apply(self, fn: Any, recurse: bool = True) -> DynamicWeightAverage:
+        # The float64 epoch sums and history follow `.to(device)` but never a dtype cast
+        # (`.half()`, `.to(torch.float32)`): they would lose the precision DWA divides by.
+        kept = {name: buf for name, buf in self._buffers.items() if buf is not None}
+        super()._apply(fn, recurse)
+        for name, old in kept.items():
+            new = self._buffers[name]
+            if new is not None and new.dtype != old.dtype:
+                self._buffers[name] = old.to(device=new.device)
+        return self
+
     # The epoch counter and the weights (Python values) travel in state_dict as extra state.
     def get_extra_state(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "weights": [self.weights[t] for t in self.tasks]}
