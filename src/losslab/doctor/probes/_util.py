@@ -99,7 +99,7 @@ def call_loss(
     except CallFailed as exc:
         return None, exc
     except Exception as exc:  # a broken ctx.call must not take the probe down
-        return None, CallFailed(f"raised {type(exc).__name__}: {exc}"[:300], exc)
+        return None, CallFailed(f"raised {type(exc).__name__}: {exc}".splitlines()[0][:300], exc)
 
 
 def grad_of(ctx: Context, out: Tensor, pred: Tensor) -> tuple[Optional[Tensor], Optional[str]]:
@@ -231,13 +231,14 @@ class GuardedProbe:
 
     name: str = ""
     title: str = ""
+    crash_severity: str = "info"  # the core probes (a tensor, in place, determinism): "warning"
 
     def run(self, ctx: Context) -> list[Finding]:
         try:
             return self._run(ctx)
         except Exception as exc:  # the probe itself must never raise
             message = f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200]
-            return [Finding(self.name, "info", message)]
+            return [Finding(self.name, self.crash_severity, message)]
 
     def _run(self, ctx: Context) -> list[Finding]:
         raise NotImplementedError

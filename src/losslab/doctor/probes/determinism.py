@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding, Sample
+from losslab.doctor.probes._util import GuardedProbe
 from losslab.doctor.probes.returns_tensor import (
     call,
     fresh,
@@ -74,21 +75,10 @@ def _max_diff(a: Tensor, b: Tensor) -> Any:
     return value_of(torch.nan_to_num(d, nan=float("inf")).max())
 
 
-class DeterminismProbe:
+class DeterminismProbe(GuardedProbe):
     name = NAME
+    crash_severity = "warning"
     title = "deterministic: same inputs, same value and gradient, no global RNG use"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "warning",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _once(
         self, ctx: Context, sample: Sample

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from losslab.doctor._types import Context, Finding
+from losslab.doctor.probes._util import GuardedProbe
 from losslab.doctor.probes.returns_tensor import (
     call,
     describe,
@@ -66,21 +67,10 @@ def _changed(before: tuple[Tensor, tuple[int, ...], int], now: Tensor) -> Option
     return None
 
 
-class InplaceProbe:
+class InplaceProbe(GuardedProbe):
     name = NAME
+    crash_severity = "warning"
     title = "inputs not modified in place"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "warning",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         inputs = list(ctx.samples) + list(ctx.edge_samples)

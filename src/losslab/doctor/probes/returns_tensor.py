@@ -26,7 +26,6 @@ This module also holds the small helpers the core probes share (``fresh``, ``cal
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Optional
 
 import torch
@@ -35,6 +34,7 @@ from torch import Tensor
 from losslab.doctor._call import CallFailed, bounded_call
 from losslab.doctor._types import Context, Finding, Sample
 from losslab.doctor.inputs import default_of
+from losslab.doctor.probes._util import GuardedProbe, call_loss
 
 __all__ = [
     "PROBE",
@@ -112,16 +112,7 @@ def fresh(sample: Sample, *, grad: bool = True) -> tuple[Tensor, Tensor, dict[st
     return pred, target, kwargs
 
 
-def call(
-    ctx: Context, pred: Tensor, target: Tensor, kwargs: Mapping[str, Any]
-) -> tuple[Any, Optional[CallFailed]]:
-    """``(output, None)`` or ``(None, CallFailed)``: the user's function never raises here."""
-    try:
-        return ctx.call(pred, target, **kwargs), None
-    except CallFailed as exc:
-        return None, exc
-    except Exception as exc:  # a broken ctx.call must not take the probe down
-        return None, CallFailed(f"raised {type(exc).__name__}: {exc}".splitlines()[0][:300], exc)
+call = call_loss
 
 
 def gradient(ctx: Context, out: Tensor, pred: Tensor) -> tuple[Optional[Tensor], Optional[str]]:
@@ -315,21 +306,10 @@ def _examine(ctx: Context, out: Any, pred: Tensor, edge: bool, scalar: bool) -> 
     return problems
 
 
-class ReturnsTensorProbe:
+class ReturnsTensorProbe(GuardedProbe):
     name = NAME
+    crash_severity = "warning"
     title = "returns a 0-d tensor with a gradient path, edge cases included"
-
-    def run(self, ctx: Context) -> list[Finding]:
-        try:
-            return self._run(ctx)
-        except Exception as exc:  # the probe itself must never raise
-            return [
-                Finding(
-                    NAME,
-                    "warning",
-                    f"probe could not run: {type(exc).__name__}: {exc}".splitlines()[0][:200],
-                )
-            ]
 
     def _run(self, ctx: Context) -> list[Finding]:
         default = default_of(ctx.fn, "reduction")
