@@ -1,0 +1,104 @@
+"""Autograd-aware collectives for losses built from global statistics.
+
+Both helpers are no-ops (they return their input) when ``torch.distributed`` is not
+available, not initialized, or has a single process, so a loss can call them
+unconditionally.
+
+**Gradient scaling.** When every rank computes the same global loss ``L`` from gathered or
+reduced statistics and calls ``backward()``, the gradient that reaches a rank's local input is
+the sum over ranks of ``dL/dx_local``, i.e. ``world_size`` times the single-process gradient
+of its shard. DistributedDataParallel then *averages* parameter gradients over the ranks
+(divides by ``world_size``), so after DDP's all-reduce every parameter holds exactly the
+gradient of the single-process loss over the whole global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from losslab._checks import check_tensor, fail
+
+__all__ = ["all_gather_cat", "all_reduce_sum", "is_distributed", "world_size"]
+
+
+def is_distributed(group: Optional[Any] = None) -> bool:
+    """True when a process group with more than one process is initialized."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
+
+
+def world_size(group: Optional[Any] = None) -> int:
+    """The number of processes in ``group`` (1 without a process group)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return int(dist.get_world_size(group))
+
+
+def all_reduce_sum(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
+    """The sum of ``x`` over the processes, differentiable (its backward sums the gradients).
+
+    >>> all_reduce_sum(torch.tensor([1.0, 2.0]))  # no process group: unchanged
+    tensor([1., 2.])
+    """
+    check_tensor("all_reduce_sum", "x", x)
+    if not is_distributed(group):
+        return x
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(x, group=group) if group is not None else all_reduce(x)
+
+
+def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
+    """Every process's ``x`` concatenated along dim 0 in rank order, differentiable.
+
+    Shards may differ in length along dim 0 (a rank may hold none); the other dimensions and
+    the dtype must agree (ValueError naming the ranks otherwise, on every rank, never a hang).
+    The backward returns to each rank the gradient of its own rows, summed over the ranks.
+
+    >>> all_gather_cat(torch.arange(3.0))  # no process group: unchanged
+    tensor([0., 1., 2.])
+    """
+    fn = "all_gather_cat"
+    check_tensor(fn, "x", x)
+    if x.dim() == 0:
+        fail(fn, "x", "have a batch dimension (dim >= 1)", "a 0-d tensor", raw_got=True)
+    if not is_distributed(group):
+        return x
+    import torch.distributed as dist
+    from torch.distributed.nn.functional import all_gather
+
+    n = world_size(group)
+    # One small collective agrees on every rank's length and trailing shape before the data.
+    meta = torch.tensor([x.shape[0], x.dim(), *x.shape[1:]], dtype=torch.int64, device=x.device)
+    width = torch.tensor([meta.numel()], dtype=torch.int64, device=x.device)
+    widths = [torch.zeros_like(width) for _ in range(n)]
+    dist.all_gather(widths, width, group=group)
+    longest = int(max(int(w) for w in widths))
+    padded = torch.full((longest,), -1, dtype=torch.int64, device=x.device)
+    padded[: meta.numel()] = meta
+    metas = [torch.zeros_like(padded) for _ in range(n)]
+    dist.all_gather(metas, padded, group=group)
+    trailing = {tuple(int(v) for v in m[2 : 2 + int(m[1]) - 1]) for m in metas}
+    if len(trailing) != 1 or len({int(m[1]) for m in metas}) != 1:
+        shapes = [tuple(int(v) for v in m[2 : 2 + int(m[1]) - 1]) for m in metas]
+        fail(
+            fn,
+            "x",
+            "have the same shape after dim 0 on every rank",
+            f"{shapes} by rank",
+            raw_got=True,
+        )
+    lengths = [int(m[0]) for m in metas]
+    most = max(lengths)
+    if most == 0:
+        return x
+    pad = x.new_zeros((most - x.shape[0], *x.shape[1:]))
+    full = torch.cat([x, pad], dim=0) if pad.shape[0] else x
+    parts = all_gather(full, group=group) if group is not None else all_gather(full)
+    return torch.cat([p[:k] for p, k in zip(parts, lengths)], dim=0)
