@@ -28,7 +28,9 @@ def test_without_a_process_group_they_are_no_ops() -> None:
     assert all_reduce_sum(x) is x and all_gather_cat(x) is x
     with pytest.raises(ValueError, match=r"all_gather_cat\(\): `x` must have a batch dimension"):
         all_gather_cat(torch.tensor(1.0))
-    with pytest.raises(TypeError, match=r"all_reduce_sum\(\): `x` must be a torch.Tensor; got list"):
+    with pytest.raises(
+        TypeError, match=r"all_reduce_sum\(\): `x` must be a torch.Tensor; got list"
+    ):
         all_reduce_sum([1.0])  # type: ignore[arg-type]
 
 

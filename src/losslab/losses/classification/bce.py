@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from losslab._autograd.bce_logits import bce_logits_elementwise
 from losslab._checks import (
     check_float,
     check_ignore_index,
@@ -264,12 +264,9 @@ def bce_with_logits_loss(
         y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
     # log(1 + e^{-x}) = -logsigmoid(x) and log(1 + e^{x}) = -logsigmoid(-x): both exact and
-    # finite at |x| = 1e4, with gradients sigmoid(-x), sigmoid(x) that never overflow.
-    positive = -F.logsigmoid(x)
-    negative = -F.logsigmoid(-x)
-    if w is not None and not (isinstance(w, float) and w == 1.0):
-        positive = positive * w
-    loss = y * positive + (1.0 - y) * negative
+    # finite at |x| = 1e4, with gradients sigmoid(-x), sigmoid(x) that never overflow
+    # (fused softplus passes forward, analytic backward: losslab._autograd.bce_logits).
+    loss = bce_logits_elementwise(x, y, w)
     return reduce(
         loss, reduction, sample_weight=sample_weight, mask=valid, out_dtype=output_dtype(logits)
     )
