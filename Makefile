@@ -31,3 +31,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	for b in focal bce ranking soft_dtw; do $(PY) benchmarks/$$b.py || exit 1; done
