@@ -33,10 +33,11 @@ from losslab._checks import (
     check_tensor,
     fail,
 )
+from losslab._reduce import output_dtype, reduce
 from losslab.losses.regression.pinball import _check_options as _check_quantile_levels
 from losslab.losses.regression.pinball import pinball_loss
 from losslab.losses.timeseries._time_weights import check_time_dim, resolve_time_dim
-from losslab.losses.timeseries.mase import _check_scale, _naive_scale, mase_loss
+from losslab.losses.timeseries.mase import check_scale, naive_scale, scaled_errors
 from losslab.losses.timeseries.smape import smape_loss
 from losslab.metrics._base import LosslabMetric, check_flag, check_prefix
 from losslab.metrics._inputs import check_pair
@@ -246,34 +247,14 @@ class MASE(_PointMetric):
             )
         check_floating(fn, "insample", insample)
         dim = resolve_time_dim(fn, self.time_dim, y, name="target")
-        same_series = insample.dim() == y.dim() and all(
-            insample.shape[d] == y.shape[d] for d in range(y.dim()) if d != dim
-        )
-        if not same_series:
-            expected = ", ".join("T_in" if d == dim else str(n) for d, n in enumerate(y.shape))
-            fail(
-                fn,
-                "insample",
-                f"have `target`'s shape {tuple(y.shape)} except along time_dim={self.time_dim}: "
-                f"({expected})",
-                tuple(insample.shape),
-                raw_got=True,
-            )
-        check_same_device(fn, "insample", insample, "target", target)
+        # The loss's own checks and scale (float64 history), named after this metric:
+        # shapes, T_in > m (always), and zero scales under validate.
         history = insample.detach().to(torch.float64)
-        # T_in > m (always checked), and zero scales under validate, named after this metric.
-        _check_scale(fn, _naive_scale(fn, history, y, dim, self.m), dim, self.validate)
+        scale = naive_scale(fn, history, y, dim, self.m, ref_name="target", shown_dim=self.time_dim)
+        check_scale(fn, scale, dim, self.validate)
         if y.numel() == 0:
             return
-        total = mase_loss(
-            point,
-            y,
-            insample=history,
-            m=self.m,
-            time_dim=self.time_dim,
-            validate=False,
-            reduction="sum",
-        )
+        total = reduce(scaled_errors(point, y, scale), "sum", out_dtype=output_dtype(point))
         self.total = self.total + total
         self.count = self.count + float(y.numel())
 

@@ -21,7 +21,7 @@ from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.timeseries._time_weights import check_time_dim, resolve_time_dim
 
-__all__ = ["MASELoss", "mase_loss"]
+__all__ = ["MASELoss", "check_scale", "mase_loss", "naive_scale", "scaled_errors"]
 
 
 def _check_options(fn: str, m: Any, time_dim: Any) -> tuple[int, int]:
@@ -30,19 +30,35 @@ def _check_options(fn: str, m: Any, time_dim: Any) -> tuple[int, int]:
     return m, check_time_dim(fn, time_dim)
 
 
-def _naive_scale(fn: str, insample: Tensor, pred: Tensor, dim: int, m: int) -> Tensor:
-    """mean_t |x_t - x_{t-m}| over the in-sample history, keeping a size-1 time axis."""
+def naive_scale(
+    fn: str,
+    insample: Tensor,
+    ref: Tensor,
+    dim: int,
+    m: int,
+    *,
+    ref_name: str = "pred",
+    shown_dim: Optional[int] = None,
+) -> Tensor:
+    """mean_t |x_t - x_{t-m}| over the in-sample history, keeping a size-1 time axis.
+
+    ``insample`` must be floating, on ``ref``'s device and shaped like ``ref`` (named
+    ``ref_name`` in errors) except along ``dim``, with more than ``m`` steps there; errors
+    show ``shown_dim`` (the caller's ``time_dim``; default ``dim``).
+    """
+    shown = dim if shown_dim is None else shown_dim
     check_floating(fn, "insample", insample)
-    check_same_device(fn, "insample", insample, "pred", pred)
-    same_series = insample.dim() == pred.dim() and all(
-        insample.shape[d] == pred.shape[d] for d in range(pred.dim()) if d != dim
+    check_same_device(fn, "insample", insample, ref_name, ref)
+    same_series = insample.dim() == ref.dim() and all(
+        insample.shape[d] == ref.shape[d] for d in range(ref.dim()) if d != dim
     )
     if not same_series:
-        expected = ", ".join("T_in" if d == dim else str(n) for d, n in enumerate(pred.shape))
+        expected = ", ".join("T_in" if d == dim else str(n) for d, n in enumerate(ref.shape))
         fail(
             fn,
             "insample",
-            f"have `pred`'s shape {tuple(pred.shape)} except along time_dim={dim}: ({expected})",
+            f"have `{ref_name}`'s shape {tuple(ref.shape)} except along time_dim={shown}: "
+            f"({expected})",
             tuple(insample.shape),
             raw_got=True,
         )
@@ -51,7 +67,7 @@ def _naive_scale(fn: str, insample: Tensor, pred: Tensor, dim: int, m: int) -> T
         fail(
             fn,
             "insample",
-            f"have more than m = {m} steps along time_dim={dim} (T_in > m)",
+            f"have more than m = {m} steps along time_dim={shown} (T_in > m)",
             f"T_in = {steps}",
             raw_got=True,
         )
@@ -60,7 +76,7 @@ def _naive_scale(fn: str, insample: Tensor, pred: Tensor, dim: int, m: int) -> T
     return lagged.abs().mean(dim, keepdim=True)
 
 
-def _check_scale(fn: str, scale: Tensor, dim: int, validate: bool) -> None:
+def check_scale(fn: str, scale: Tensor, dim: int, validate: bool) -> None:
     """A constant in-sample series has scale 0: refused under ``validate``, naming it."""
     if not validate or is_compiling():
         return
@@ -141,16 +157,21 @@ def mase_loss(
     )
     m, time_dim = _check_options(fn, m, time_dim)
     dim = resolve_time_dim(fn, time_dim, pred)
-    scale = _naive_scale(fn, insample, pred, dim, m)
-    _check_scale(fn, scale, dim, validate)
+    scale = naive_scale(fn, insample, pred, dim, m)
+    check_scale(fn, scale, dim, validate)
+    loss = scaled_errors(pred, target, scale)
+    return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
+
+
+def scaled_errors(pred: Tensor, target: Tensor, scale: Tensor) -> Tensor:
+    """Per element |pred - target| / scale (computed in float32 for half inputs)."""
     err = (upcast(pred) - upcast(target)).abs()
     # Double where: a zero scale (validate=False) gives inf, or 0 for a zero error, with no
     # 0/0 in the forward pass and no inf * 0 in the backward pass.
     zero = scale == 0
     safe = torch.where(zero, torch.ones_like(scale), scale)
     at_zero = torch.where(err == 0, torch.zeros_like(err), torch.full_like(err, float("inf")))
-    loss = torch.where(zero, at_zero, err / safe)
-    return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
+    return torch.where(zero, at_zero, err / safe)
 
 
 @register
