@@ -279,15 +279,12 @@ def soft_dtw_loss(
     return reduce(values, reduction, sample_weight=sample_weight, out_dtype=output_dtype(pred))
 
 
-@register
-class SoftDTWLoss(Loss):
-    """Soft-DTW: a smoothed dynamic-time-warping discrepancy between series of different lengths."""
+class SoftDTWBase(Loss):
+    """Shared constructor of the soft-DTW modules (checked like their functions)."""
 
-    key = "soft_dtw"
     family = "timeseries"
     input_kind = "values"
     pointwise = False
-    function = staticmethod(soft_dtw_loss)
 
     def __init__(
         self,
@@ -298,6 +295,15 @@ class SoftDTWLoss(Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_options("SoftDTWLoss", gamma, bandwidth)
-        check_reduction("SoftDTWLoss", reduction)
+        fn = type(self).__name__
+        _check_options(fn, gamma, bandwidth)
+        check_reduction(fn, reduction)
         self._store(gamma=gamma, bandwidth=bandwidth, validate=validate, reduction=reduction)
+
+
+@register
+class SoftDTWLoss(SoftDTWBase):
+    """Soft-DTW: a smoothed dynamic-time-warping discrepancy between series of different lengths."""
+
+    key = "soft_dtw"
+    function = staticmethod(soft_dtw_loss)

@@ -7,11 +7,10 @@ from typing import Optional
 from torch import Tensor
 
 from losslab._autograd.soft_dtw import soft_dtw_values
-from losslab._checks import check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
-from losslab.losses.base import Loss
 from losslab.losses.timeseries.soft_dtw import (
+    SoftDTWBase,
     _check_options,
     _check_series,
     squared_euclidean_cost,
@@ -96,24 +95,8 @@ def soft_dtw_divergence_loss(
 
 
 @register
-class SoftDTWDivergenceLoss(Loss):
+class SoftDTWDivergenceLoss(SoftDTWBase):
     """Soft-DTW divergence: soft-DTW debiased to be 0 for equal series and non-negative."""
 
     key = "soft_dtw_divergence"
-    family = "timeseries"
-    input_kind = "values"
-    pointwise = False
     function = staticmethod(soft_dtw_divergence_loss)
-
-    def __init__(
-        self,
-        *,
-        gamma: float = 1.0,
-        bandwidth: Optional[int] = None,
-        validate: bool = True,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
-        _check_options("SoftDTWDivergenceLoss", gamma, bandwidth)
-        check_reduction("SoftDTWDivergenceLoss", reduction)
-        self._store(gamma=gamma, bandwidth=bandwidth, validate=validate, reduction=reduction)
