@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format clean bench
+.PHONY: demo test lint format clean bench bench-anchors
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,25 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANCHORS) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks print ratios against baselines run in the same process and write
+# benchmarks/RESULTS.md. They use .venv-anchors (torchvision, MONAI, smp, allRank) when
+# `make bench-anchors` has built it; otherwise the anchor rows are skipped.
+ANCHORS := .venv-anchors
+ANCHORS_STAMP := $(ANCHORS)/.installed
 
 bench: $(STAMP)
-	for b in focal bce ranking soft_dtw; do $(PY) benchmarks/$$b.py || exit 1; done
+	@if test -f $(ANCHORS_STAMP); then $(ANCHORS)/bin/python benchmarks/run_all.py; \
+	else $(PY) benchmarks/run_all.py; fi
+
+$(ANCHORS_STAMP): benchmarks/requirements-anchors.txt pyproject.toml
+	test -x $(ANCHORS)/bin/python || $(PYTHON) -m venv $(ANCHORS)
+	$(ANCHORS)/bin/python -m pip install --quiet --upgrade pip
+	$(ANCHORS)/bin/python -m pip install --quiet -r benchmarks/requirements-anchors.txt
+	$(ANCHORS)/bin/python -m pip install --quiet --no-deps "allRank==1.4.3"
+	$(ANCHORS)/bin/python -m pip install --quiet -e .
+	touch $(ANCHORS_STAMP)
+
+bench-anchors: $(STAMP) $(ANCHORS_STAMP)
+	$(ANCHORS)/bin/python benchmarks/run_all.py

@@ -23,14 +23,27 @@ import torch
 Step = Callable[[], None]
 
 
-def step_fn(loss_fn: Callable[..., torch.Tensor], x: torch.Tensor, *rest: object) -> Step:
-    """One training step: drop the gradient, forward, backward."""
+class TrainStep:
+    """One training step: drop the gradient, forward, backward; ``reset()`` drops the gradient.
 
-    def step() -> None:
-        x.grad = None
-        loss_fn(x, *rest).backward()
+    ``measure_peak_here`` calls ``reset()`` before it takes its baseline, so the previous
+    step's gradient is not counted as resident (it would hide up to 1.0x of the new one).
+    """
 
-    return step
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], x: torch.Tensor, *rest: object):
+        self.loss_fn, self.x, self.rest = loss_fn, x, rest
+
+    def reset(self) -> None:
+        self.x.grad = None
+
+    def __call__(self) -> None:
+        self.x.grad = None
+        self.loss_fn(self.x, *self.rest).backward()
+
+
+def step_fn(loss_fn: Callable[..., torch.Tensor], x: torch.Tensor, *rest: object) -> TrainStep:
+    """One training step of ``loss_fn(x, *rest)`` (see :class:`TrainStep`)."""
+    return TrainStep(loss_fn, x, *rest)
 
 
 def time_round_robin(
@@ -79,6 +92,9 @@ def measure_peak_here(step: Step) -> int:
     """Peak extra resident bytes of one step (call in a fresh process)."""
     step()
     step()
+    reset = getattr(step, "reset", None)
+    if reset is not None:
+        reset()  # the previous gradient is not part of the baseline
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     before = _read_status("VmRSS")

@@ -7,6 +7,7 @@
 """
 
 from losslab import functional, multitask
+from losslab._backend import get_backend, set_backend, use_backend
 from losslab._registry import available, entries, lookup, register
 from losslab.compose import LossOutput, SpecError, WeightedSum, parse
 from losslab.losses import *  # noqa: F403
@@ -37,9 +38,12 @@ __all__ = [
     "available",
     "entries",
     "functional",
+    "get_backend",
     "lookup",
     "multitask",
     "parse",
     "register",
+    "set_backend",
+    "use_backend",
     *_losses_all,
 ]

@@ -7,12 +7,15 @@ composition algebra: ``0.5 * a + 0.5 * b`` is a :class:`~losslab.compose.Weighte
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
 from typing import Any, Callable, ClassVar, Optional
 
 from torch import Tensor, nn
+
+from losslab import _backend
 
 __all__ = ["Loss"]
 
@@ -49,11 +52,44 @@ class Loss(nn.Module):
 
     _hparam_names: tuple[str, ...]
     _term_name: Optional[str]
+    _compile: Optional[bool] = None
 
     def __init__(self) -> None:
         super().__init__()
         self._hparam_names = ()
         self._term_name = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every loss with a ``function`` accepts ``compile=`` besides its hyperparameters.
+
+        ``compile=True`` runs the function through ``torch.compile`` (see
+        :mod:`losslab._backend`), ``False`` keeps it eager whatever the global backend, and
+        ``None`` (default) follows :func:`losslab.set_backend`. It is not a hyperparameter: it
+        is not stored in ``hparams`` or specs, and a pickled module keeps the flag only.
+        """
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "_takes_compile", False):
+            return
+
+        @functools.wraps(init)
+        def __init__(self: Loss, *args: Any, compile: Optional[bool] = None, **kw: Any) -> None:
+            init(self, *args, **kw)
+            if compile is not None:
+                if not isinstance(compile, bool):
+                    raise TypeError(
+                        f"{type(self).__name__}(): `compile` must be True, False or None; "
+                        f"got {compile!r}."
+                    )
+                if type(self).function is None:
+                    raise TypeError(
+                        f"{type(self).__name__}(): `compile` applies to a loss with a function; "
+                        "set it on each term, or use losslab.set_backend('compile')."
+                    )
+                self._compile = compile
+
+        __init__._takes_compile = True  # type: ignore[attr-defined]
+        cls.__init__ = __init__  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ hyperparameters
     def _store(self, **hparams: Any) -> None:
@@ -102,6 +138,8 @@ class Loss(nn.Module):
                 f"{type(self).__name__}(): `{name}` is set when the loss is built, not per call; "
                 f"got {name}={kwargs[name]!r} in the call."
             )
+        if _backend.wants_compile(self._compile):
+            fn = _backend.compiled(fn)
         return fn(*inputs, **self.hparams, **kwargs)
 
     def extra_repr(self) -> str:
@@ -147,6 +185,8 @@ class Loss(nn.Module):
                 out[name] = value.detach().cpu().tolist()
             elif default is inspect.Parameter.empty or not _same(value, default):
                 out[name] = value
+        if self._compile is not None:  # an execution option, kept so specs round-trip
+            out["compile"] = self._compile
         return out
 
     def to_spec(self) -> str:
