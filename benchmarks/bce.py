@@ -10,6 +10,9 @@ reduction="mean", hard targets with about 10% positives.
 * ``losslab_old``: the same public function with the elementwise term swapped back to the
   formula it used before the analytic backward (two ``logsigmoid`` calls under autograd),
   kept here as the baseline: every check and the reduction are unchanged.
+* ``losslab_compiled``: ``losslab.BCEWithLogitsLoss(pos_weight=2.0, compile=True)`` (the
+  opt-in compiled path: Inductor fuses each pass into one kernel; the one-off compile time is
+  printed apart from the table).
 * ``torch``: ``torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0))``.
 * ``x * y``: one elementwise product of the same size, forward only: the memory-traffic floor.
 
@@ -26,6 +29,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from typing import Callable, Optional, Union
 
@@ -37,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _harness import measure_peak_here, peak_in_subprocess, print_table, step_fn, time_round_robin
 
+import losslab
 import losslab.losses.classification.bce as bce_module
 from losslab.functional import bce_with_logits_loss
 
@@ -85,6 +90,7 @@ IMPLS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "losslab_novalidate": lambda x, y: bce_with_logits_loss(
         x, y, pos_weight=POS_WEIGHT, validate=False
     ),
+    "losslab_compiled": losslab.BCEWithLogitsLoss(pos_weight=POS_WEIGHT, compile=True),
     "losslab_old": losslab_old,
     "torch": torch_bce,
 }
@@ -155,6 +161,9 @@ def main() -> None:
     print("allocator for peak memory: glibc, MALLOC_MMAP_THRESHOLD_=65536 (fresh subprocess)")
     rows = []
     for case, n in SIZES.items():
+        t0 = time.perf_counter()
+        IMPLS["losslab_compiled"](*inputs(n)).backward()
+        print(f"{case}: losslab_compiled first call (compile) {time.perf_counter() - t0:.1f} s")
         errors = check(n)
         print(
             f"{case}: max relative gradient error vs float64: "

@@ -30,6 +30,13 @@ The first form of :math:`\partial\ell/\partial x` is used (as a ``lerp``): for a
 it is a single sigmoid taken directly (no :math:`\sigma(x) - 1` that rounds :math:`-e^{-x}`
 to 0; torch's backward uses the second form and loses up to a few percent there).
 Only the inputs are saved (``x``, ``t`` and a tensor ``w``); the sigmoids are recomputed.
+
+Under ``torch.compile`` (losslab's compiled backend) the passes fuse into one kernel, so the
+count of transcendental functions is what costs: there both softplus terms share one
+:math:`\log(1 + e^{-|x|})` (:math:`\operatorname{softplus}(\pm x) = \log(1 + e^{-|x|}) +
+\max(\pm x, 0)`, each exact to a rounding: one ``exp`` and one ``log1p`` per element instead
+of two of each), and the backward takes both sigmoids from one :math:`e^{-|x|}`
+(:math:`\sigma(|x|) = 1/(1 + e)`, :math:`\sigma(-|x|) = e/(1 + e)`).
 The backward is ``once_differentiable`` (no double backward): under ``create_graph`` its
 gradients carry no graph, so differentiating them again raises, or misses this term where
 other terms carry a graph (use plain autograd of the formula for Hessian-vector products). A tensor ``w`` broadcasts against ``x`` (a per-class
@@ -44,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from losslab._checks import is_compiling
 
 __all__ = ["BCEWithLogitsFunction", "bce_logits_elementwise"]
 
@@ -74,6 +83,21 @@ def _scale(w: Weight) -> Union[float, Tensor, None]:
     return None if w is None or (not isinstance(w, Tensor) and w == 1.0) else w
 
 
+def _softplus_pair(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(softplus(x), softplus(-x)) from one exp and one log1p (for fused, compiled kernels)."""
+    shared = torch.exp(-x.abs()).log1p()
+    return shared + x.clamp_min(0.0), shared + (-x).clamp_min(0.0)
+
+
+def _sigmoid_pair(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(sigma(x), sigma(-x)) from one exp (for fused, compiled kernels)."""
+    e = torch.exp(-x.abs())
+    big = 1.0 / (1.0 + e)  # sigma(|x|)
+    small = e * big  # sigma(-|x|), full relative precision
+    positive = x >= 0
+    return torch.where(positive, big, small), torch.where(positive, small, big)
+
+
 class BCEWithLogitsFunction(torch.autograd.Function):
     """``apply(x, t, w)``: elementwise ``w t softplus(-x) + (1 - t) softplus(x)``.
 
@@ -81,12 +105,18 @@ class BCEWithLogitsFunction(torch.autograd.Function):
     ``w`` is None, a float, or a tensor broadcastable to ``x``.
     """
 
+    supports_double_backward = False
+
     @staticmethod
     def forward(ctx: Any, x: Tensor, t: Tensor, w: Weight) -> Tensor:
-        neg = F.softplus(x, threshold=_threshold(x))  # softplus(x) = -logsigmoid(-x)
         scale = _scale(w)
-        # w softplus(-x), the sign flip folded into the weight: one pass.
-        pos = _minus_softplus_minus(x).mul_(-1.0 if scale is None else -scale)
+        if is_compiling():
+            neg, pos = _softplus_pair(x)
+            pos = pos if scale is None else pos * scale
+        else:
+            neg = F.softplus(x, threshold=_threshold(x))  # softplus(x) = -logsigmoid(-x)
+            # w softplus(-x), the sign flip folded into the weight: one pass.
+            pos = _minus_softplus_minus(x).mul_(-1.0 if scale is None else -scale)
         # (1 - t) softplus(x) + t (w softplus(-x)) as a lerp, in neg's buffer: torch's lerp
         # returns either end exactly at t = 0 and t = 1, and for soft t it combines two
         # non-negative terms (error within one rounding of the result). No (1 - t) buffer.
@@ -123,8 +153,13 @@ class BCEWithLogitsFunction(torch.autograd.Function):
             # taken directly keeps full relative precision on both tails, and a hard target
             # returns one end exactly (never sigma(x) - 1, which rounds -e^{-x} to 0).
             scale = _scale(w)
-            s_neg = torch.neg(x).sigmoid_().mul_(-1.0 if scale is None else -scale)
-            grad_x = torch.sigmoid(x).lerp_(s_neg, t).mul_(grad)
+            minus_w = -1.0 if scale is None else -scale
+            if is_compiling():
+                s_pos, s_neg = _sigmoid_pair(x)
+                grad_x = torch.lerp(s_pos, s_neg * minus_w, t) * grad
+            else:
+                s_neg = torch.neg(x).sigmoid_().mul_(minus_w)
+                grad_x = torch.sigmoid(x).lerp_(s_neg, t).mul_(grad)
         return grad_x, grad_t, grad_w
 
 
