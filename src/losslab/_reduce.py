@@ -59,6 +59,14 @@ def _along_dim0(w: Tensor, like: Tensor) -> Tensor:
     return w.reshape((w.shape[0],) + (1,) * (like.dim() - 1))
 
 
+def _sync_sum(x: Tensor, sync: str) -> Tensor:
+    if sync == "local":
+        return x
+    from losslab.distributed import sync_sum  # imports torch.distributed lazily
+
+    return sync_sum(x, sync)
+
+
 def reduce(
     loss: Tensor,
     reduction: str,
@@ -67,6 +75,7 @@ def reduce(
     weight: Optional[Tensor] = None,
     mask: Optional[Tensor] = None,
     out_dtype: Optional[torch.dtype] = None,
+    sync: str = "local",
 ) -> Tensor:
     """Reduce an elementwise (or per-sample) ``loss``.
 
@@ -78,6 +87,9 @@ def reduce(
             per position, for instance); they count in the mean's denominator.
         mask: boolean, ``loss``'s shape; ``False`` marks positions that do not count.
         out_dtype: dtype of the result (default: ``loss.dtype``).
+        sync: ``"global"`` sums the total and the count over the processes (one collective)
+            before dividing, so ``mean`` and ``sum`` are those of the global batch
+            (:mod:`losslab.distributed`); ``none`` is never synchronized.
 
     >>> reduce(torch.tensor([1.0, 2.0, 3.0]), "mean", sample_weight=torch.tensor([1.0, 1.0, 2.0]))
     tensor(2.2500)
@@ -100,14 +112,20 @@ def reduce(
         return weighted.to(out_dtype)
     total = weighted.sum()
     if reduction == "sum":
-        return total.to(out_dtype)
+        return _sync_sum(total, sync).to(out_dtype)
     # "mean": divide by the valid, weighted count.
     if w is None and mask is None:
+        if sync == "global":
+            count = total.new_tensor(float(loss.numel()))
+            total, count = _sync_sum(torch.stack([total, count]), sync).unbind()
+            return (total / count.clamp_min(1.0)).to(out_dtype)
         return (total / max(loss.numel(), 1)).to(out_dtype)
     if w is None:
         assert mask is not None
         count = mask.sum().to(total.dtype)
     else:
         count = torch.broadcast_to(w, loss.shape).sum()
+    if sync == "global":
+        total, count = _sync_sum(torch.stack([total, count.to(total.dtype)]), sync).unbind()
     # A zero count means every contribution is zero: total / tiny == 0, gradient 0 * (1/tiny) == 0.
     return (total / count.clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)

@@ -10,6 +10,15 @@ the sum over ranks of ``dL/dx_local``, i.e. ``world_size`` times the single-proc
 of its shard. DistributedDataParallel then *averages* parameter gradients over the ranks
 (divides by ``world_size``), so after DDP's all-reduce every parameter holds exactly the
 gradient of the single-process loss over the whole global batch.
+
+**The ``sync`` option.** Losses whose metadata says ``needs_global_stats`` take
+``sync="local" | "global"``. ``"local"`` (default) computes the statistics of this process's
+shard only, as if it were the whole batch. ``"global"`` sums the statistics over the default
+process group (:func:`sync_sum`) before any ratio or mean, so every rank returns the loss of the
+whole global batch and the rule above makes DDP's averaged gradients exact. Every rank must
+call the loss (an empty shard included: it contributes zero statistics) and backpropagate
+through it, because the backward runs collectives too. Without a process group, ``"global"``
+equals ``"local"``.
 """
 
 from __future__ import annotations
@@ -19,9 +28,20 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from losslab._checks import check_tensor, fail
+from losslab._checks import check_choice, check_tensor, fail
 
-__all__ = ["all_gather_cat", "all_reduce_sum", "is_distributed", "world_size"]
+__all__ = [
+    "SYNC_MODES",
+    "all_gather_cat",
+    "all_reduce_sum",
+    "check_sync",
+    "is_distributed",
+    "sync_gather",
+    "sync_sum",
+    "world_size",
+]
+
+SYNC_MODES = ("local", "global")
 
 
 def is_distributed(group: Optional[Any] = None) -> bool:
@@ -102,3 +122,22 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     full = torch.cat([x, pad], dim=0) if pad.shape[0] else x
     parts = all_gather(full, group=group) if group is not None else all_gather(full)
     return torch.cat([p[:k] for p, k in zip(parts, lengths)], dim=0)
+
+
+def check_sync(fn: str, sync: object) -> str:
+    """Validate a loss's ``sync`` option: ``"local"`` or ``"global"``."""
+    return check_choice(fn, "sync", sync, SYNC_MODES)
+
+
+def sync_sum(x: Tensor, sync: str) -> Tensor:
+    """``x`` summed over the processes when ``sync == "global"`` (differentiable), else ``x``.
+
+    >>> sync_sum(torch.tensor([1.0, 2.0]), "global")  # no process group: unchanged
+    tensor([1., 2.])
+    """
+    return all_reduce_sum(x) if sync == "global" else x
+
+
+def sync_gather(x: Tensor, sync: str) -> Tensor:
+    """Every process's rows of ``x`` in rank order when ``sync == "global"``, else ``x``."""
+    return all_gather_cat(x) if sync == "global" else x

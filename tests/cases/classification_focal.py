@@ -813,12 +813,22 @@ def _cb_ref(
     beta: float = 0.9999,
     base: str = "focal",
     gamma: float = 2.0,
+    sync: str = "local",
     sample_weight: Optional[torch.Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
 ) -> torch.Tensor:
     x = logits.double()
-    w = _cb_weights(samples_per_class, beta)
+    if samples_per_class == "batch":
+        # Effective-number weights of the classes present in this batch, mean 1 over them;
+        # absent classes have no sample to weight (their entry is never read).
+        present = sorted(set(target.tolist()))
+        counts = [float((target == c).sum()) for c in present]
+        sub = _cb_weights(counts, beta)
+        w = torch.zeros(x.shape[1], dtype=torch.float64)
+        w[present] = sub
+    else:
+        w = _cb_weights(samples_per_class, beta)
     onehot = F.one_hot(target, x.shape[1]).double()
     if base == "ce":
         per_sample = F.cross_entropy(x, target, reduction="none")
@@ -868,6 +878,27 @@ def _cb_samples(g: torch.Generator) -> list[Sample]:
                 "sample_weight": torch.zeros(3, dtype=torch.float64),
             },
             note="all-zero sample weights",
+        ),
+        Sample(
+            (randn(g, 7, 4, scale=2.0), torch.tensor([0, 0, 0, 2, 2, 0, 3])),
+            {"samples_per_class": "batch", "beta": 0.99, "base": "focal", "gamma": 1.5},
+            note="batch counts, class 1 absent",
+        ),
+        Sample(
+            (randn(g, 5, 3), torch.tensor([2, 2, 1, 2, 1])),
+            {
+                "samples_per_class": "batch",
+                "beta": 0.9,
+                "base": "ce",
+                "sync": "global",
+                "sample_weight": _weights(g, 5),
+            },
+            note="batch counts ce, sync global without a process group",
+        ),
+        Sample(
+            (randn(g, 4, 3), torch.tensor([1, 1, 1, 1])),
+            {"samples_per_class": "batch", "beta": 0.0, "base": "bce"},
+            note="batch counts, beta 0, one class",
         ),
     ]
 
@@ -938,9 +969,23 @@ CLASS_BALANCED = Case(
         ErrorInput(
             (torch.randn(4, 3), torch.tensor([0, 1, 2, 0])),
             {"samples_per_class": "5,3,1"},
-            TypeError,
-            r"`samples_per_class` must be a 1-D tensor or a sequence of counts; got str",
+            ValueError,
+            r"`samples_per_class` must be one of 'batch'; got '5,3,1'",
             "str counts",
+        ),
+        ErrorInput(
+            (torch.randn(4, 3), torch.tensor([0, 1, 2, 0])),
+            {"samples_per_class": {"a": 1}},
+            TypeError,
+            r'`samples_per_class` must be a 1-D tensor, a sequence of counts or "batch"; got dict',
+            "dict counts",
+        ),
+        ErrorInput(
+            (torch.randn(4, 3), torch.tensor([0, 1, 2, 0])),
+            {"samples_per_class": "batch", "sync": "globl"},
+            ValueError,
+            r"class_balanced_loss\(\): `sync` must be one of 'local' \| 'global'; got 'globl'\. Did you mean 'global'\?",
+            "sync typo",
         ),
         ErrorInput(
             (torch.randn(4, 3), torch.tensor([0, 1, 2, 0])),

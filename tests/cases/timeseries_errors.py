@@ -545,6 +545,7 @@ def _wape_ref(
     target: Tensor,
     *,
     aggregate: str = "series",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -583,6 +584,12 @@ def _wape_samples(g: torch.Generator) -> list[Sample]:
             (randn(g, 3, 4, 2), randn(g, 3, 4, 2)),
             {"aggregate": "batch", "sample_weight": _w(g, 3)},
             note="(B,T,F) batch sample_weight",
+            none_shape=(),
+        ),
+        Sample(
+            (randn(g, 4, 3), randn(g, 4, 3)),
+            {"aggregate": "batch", "sync": "global"},
+            note="batch, sync global without a process group",
             none_shape=(),
         ),
         Sample((rand(g, 4, 6, low=0.0, high=5.0), sparse), note="intermittent demand"),
@@ -646,6 +653,13 @@ def _wape_errors() -> list[ErrorInput]:
             ValueError,
             r"`target` must have a non-zero sum \|target\| over the batch; got sum \|target\| = 0",
             "zero batch",
+        ),
+        ErrorInput(
+            (p, t),
+            {"sync": "all"},
+            ValueError,
+            rf"{fn}\(\): `sync` must be one of 'local' \| 'global'; got 'all'",
+            "sync value",
         ),
     ]
 

@@ -21,6 +21,7 @@ from losslab._checks import (
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab._registry import register
+from losslab.distributed import check_sync, sync_sum
 from losslab.losses.base import Loss
 from losslab.losses.classification._common import check_class_target
 from losslab.losses.classification.focal import _is_scalar
@@ -28,14 +29,18 @@ from losslab.losses.classification.focal import _is_scalar
 __all__ = ["ClassBalancedLoss", "class_balanced_loss"]
 
 BASES = ("ce", "bce", "focal")
-Counts = Union[Tensor, Sequence[float]]
+Counts = Union[Tensor, Sequence[float], str]
 
 
 def _counts(
     fn: str, samples_per_class: Any, num_classes: Optional[int], *, validate: bool
-) -> Tensor:
-    """``samples_per_class`` as a float64 (C,) tensor on its device; every count > 0."""
+) -> Optional[Tensor]:
+    """``samples_per_class`` as a float64 (C,) tensor on its device (every count > 0), or
+    None for ``"batch"`` (counted from each call's targets)."""
     name = "samples_per_class"
+    if isinstance(samples_per_class, str):
+        check_choice(fn, name, samples_per_class, ("batch",))
+        return None
     if isinstance(samples_per_class, (list, tuple)):
         if not all(_is_scalar(v) for v in samples_per_class):
             fail(
@@ -57,7 +62,7 @@ def _counts(
         fail(
             fn,
             name,
-            "be a 1-D tensor or a sequence of counts",
+            'be a 1-D tensor, a sequence of counts or "batch"',
             type(samples_per_class).__name__,
             kind=TypeError,
             raw_got=True,
@@ -96,26 +101,35 @@ def _check_options(
     beta: float,
     base: str,
     gamma: float,
+    sync: str,
     *,
     num_classes: Optional[int] = None,
     validate: bool = True,
-) -> tuple[Tensor, float, str, float]:
+) -> tuple[Optional[Tensor], float, str, float, str]:
     """Hyperparameter checks, shared by the function and the module's constructor."""
     return (
         _counts(fn, samples_per_class, num_classes, validate=validate),
         check_float(fn, "beta", beta, low=0.0, high=1.0, high_open=True),
         check_choice(fn, "base", base, BASES),
         check_float(fn, "gamma", gamma, low=0.0),
+        check_sync(fn, sync),
     )
 
 
 def _class_weights(counts: Tensor, beta: float) -> Tensor:
-    """(1 - beta) / (1 - beta^n_c), normalized to sum to C (float64)."""
+    """(1 - beta) / (1 - beta^n_c) over the classes with n_c > 0, normalized to mean 1 there.
+
+    With every count > 0 (given counts) that is the paper's normalization (sum C). Batch
+    counts may be 0: such a class has no sample to weight, gets weight 0 and is left out of
+    the normalization (float64).
+    """
+    present = counts > 0
     if beta == 0.0:
-        return torch.ones_like(counts)
+        return present.to(counts.dtype)
     # 1 - beta^n = -expm1(n log beta): no cancellation for beta near 1 and small n.
-    weights = (1.0 - beta) / -torch.expm1(counts * math.log(beta))
-    return weights * (counts.numel() / weights.sum())
+    n = torch.where(present, counts, torch.ones_like(counts))
+    weights = torch.where(present, (1.0 - beta) / -torch.expm1(n * math.log(beta)), 0.0)
+    return weights * (present.sum() / weights.sum().clamp_min(torch.finfo(counts.dtype).tiny))
 
 
 def class_balanced_loss(
@@ -126,6 +140,7 @@ def class_balanced_loss(
     beta: float = 0.9999,
     base: str = "focal",
     gamma: float = 2.0,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -154,10 +169,16 @@ def class_balanced_loss(
         logits: (N, C) floating point, C >= 2.
         target: (N,) integer class ids in [0, C).
         samples_per_class: (C,) counts n_c > 0 (a tensor or a sequence); a zero count would
-            give an infinite weight and is refused.
+            give an infinite weight and is refused. ``"batch"`` counts the classes of each
+            call's ``target`` instead (a class absent from the batch has no sample to weight;
+            the weights are normalized to mean 1 over the classes present).
         beta: in [0, 1); the paper uses 0.9, 0.99, 0.999 or 0.9999.
         base: ``"ce" | "bce" | "focal"``.
         gamma: focusing exponent of the ``"focal"`` base, >= 0 (ignored by the others).
+        sync: ``"local"`` or ``"global"``: with ``"global"`` the batch counts (for
+            ``samples_per_class="batch"``) and the mean's sums run over every process of the
+            default group, so each rank returns the loss of the global batch (see
+            :mod:`losslab.distributed` for the gradient scaling under DDP).
         sample_weight: (N,) non-negative weights along dim 0.
         validate: check class ids and counts (one host sync).
         reduction: ``"mean" | "sum" | "none"``; ``none`` returns (N,).
@@ -183,11 +204,21 @@ def class_balanced_loss(
     )
     if logits.dim() != 2:
         fail(fn, "logits", "have shape (N, C)", tuple(logits.shape), raw_got=True)
-    counts, beta, base, gamma = _check_options(
-        fn, samples_per_class, beta, base, gamma, num_classes=logits.shape[1], validate=validate
+    counts, beta, base, gamma, sync = _check_options(
+        fn,
+        samples_per_class,
+        beta,
+        base,
+        gamma,
+        sync,
+        num_classes=logits.shape[1],
+        validate=validate,
     )
     x = upcast(logits)
     target = target.long()  # cross_entropy, one_hot and indexing need int64
+    if counts is None:  # "batch": this call's class counts (every rank's, with sync="global")
+        found = torch.bincount(target, minlength=x.shape[1]).to(torch.float64)
+        counts = sync_sum(found, sync)
     weights = _class_weights(counts, beta).to(dtype=compute_dtype(logits), device=logits.device)
 
     if base == "ce":
@@ -200,7 +231,9 @@ def class_balanced_loss(
             per_class = sigmoid_focal_elementwise(x, onehot, None, gamma)
         per_sample = per_class.sum(dim=1)
     loss = weights[target] * per_sample
-    return reduce(loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(logits))
+    return reduce(
+        loss, reduction, sample_weight=sample_weight, out_dtype=output_dtype(logits), sync=sync
+    )
 
 
 @register
@@ -211,6 +244,7 @@ class ClassBalancedLoss(Loss):
     family = "classification"
     input_kind = "logits"
     pointwise = False
+    needs_global_stats = True  # samples_per_class="batch"; sync="global" makes it exact
     function = staticmethod(class_balanced_loss)
 
     def __init__(
@@ -220,18 +254,20 @@ class ClassBalancedLoss(Loss):
         beta: float = 0.9999,
         base: str = "focal",
         gamma: float = 2.0,
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         fn = "ClassBalancedLoss"
-        _check_options(fn, samples_per_class, beta, base, gamma, validate=validate)
+        _check_options(fn, samples_per_class, beta, base, gamma, sync, validate=validate)
         check_reduction(fn, reduction)
         self._store(
             samples_per_class=samples_per_class,
             beta=beta,
             base=base,
             gamma=gamma,
+            sync=sync,
             validate=validate,
             reduction=reduction,
         )

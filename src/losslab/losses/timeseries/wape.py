@@ -17,6 +17,7 @@ from losslab._checks import (
 )
 from losslab._reduce import output_dtype, reduce, upcast
 from losslab._registry import register
+from losslab.distributed import check_sync, sync_sum
 from losslab.losses.base import Loss
 
 __all__ = ["WAPELoss", "wape_loss"]
@@ -24,9 +25,9 @@ __all__ = ["WAPELoss", "wape_loss"]
 AGGREGATES = ("series", "batch")
 
 
-def _check_options(fn: str, aggregate: Any) -> str:
+def _check_options(fn: str, aggregate: Any, sync: Any) -> tuple[str, str]:
     """Hyperparameter checks, shared by the function and the module's constructor."""
-    return check_choice(fn, "aggregate", aggregate, AGGREGATES)
+    return check_choice(fn, "aggregate", aggregate, AGGREGATES), check_sync(fn, sync)
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
@@ -68,6 +69,7 @@ def wape_loss(
     target: Tensor,
     *,
     aggregate: str = "series",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -83,7 +85,9 @@ def wape_loss(
     :math:`s`: :math:`\sum_b s_b \sum_{t,f} |e| / \sum_b s_b \sum_{t,f} |y|`); ``none``,
     ``mean`` and ``sum`` all return it as a 0-d tensor. ``aggregate="batch"`` is a batch
     statistic: it is not additive over splits of the batch, and its value depends on how
-    the data is batched (also across processes, where no all-reduce happens).
+    the data is batched; across processes, ``sync="global"`` sums numerator and denominator
+    over every rank first, so each rank gets the ratio of the global batch (for
+    ``"series"``, ``sync="global"`` makes ``mean`` and ``sum`` run over every rank's series).
 
     A zero denominator (a series, or the batch, with :math:`\sum |y| = 0`) raises
     ``ValueError`` under ``validate``; with ``validate=False`` the ratio is ``inf``, or 0 for
@@ -95,6 +99,7 @@ def wape_loss(
         pred: forecasts (B, T) or (B, T, F), floating point.
         target: same shape and device as ``pred``.
         aggregate: ``"series" | "batch"``.
+        sync: ``"local" | "global"`` (see above and :mod:`losslab.distributed`).
         sample_weight: (B,) non-negative weights of the series.
         validate: check values (one host sync): refuse zero denominators.
         reduction: ``"mean" | "sum" | "none"``; ``none`` returns (B,) for ``"series"``,
@@ -121,7 +126,7 @@ def wape_loss(
         sample_weight=sample_weight,
         validate=validate,
     )
-    aggregate = _check_options(fn, aggregate)
+    aggregate, sync = _check_options(fn, aggregate, sync)
     check_ndim_at_least(fn, "pred", pred, 2, "(B, T) or (B, T, F)")
     p, y = upcast(pred), upcast(target)
     dims = tuple(range(1, pred.dim()))
@@ -130,33 +135,47 @@ def wape_loss(
     out_dtype = output_dtype(pred)
     if aggregate == "series":
         _check_denominator(fn, den, aggregate, validate)
-        return reduce(_ratio(num, den), reduction, sample_weight=sample_weight, out_dtype=out_dtype)
-    _check_denominator(fn, den.sum(), aggregate, validate)
+        return reduce(
+            _ratio(num, den),
+            reduction,
+            sample_weight=sample_weight,
+            out_dtype=out_dtype,
+            sync=sync,
+        )
     if sample_weight is not None:
         s = sample_weight.to(num.dtype)
         num, den = num * s, den * s
+    # One collective for both sums; every rank then checks the same global denominator.
+    num_total, den_total = sync_sum(torch.stack([num.sum(), den.sum()]), sync).unbind()
+    _check_denominator(fn, den_total, aggregate, validate)
     # one ratio: none, mean and sum of a single 0-d value are that value
-    return _ratio(num.sum(), den.sum()).to(out_dtype)
+    return _ratio(num_total, den_total).to(out_dtype)
 
 
 @register
 class WAPELoss(Loss):
     """Weighted absolute percentage error (WAPE), per series or over the batch.
 
-    ``aggregate="batch"`` is a batch statistic (one ratio over the whole batch).
+    ``aggregate="batch"`` is a batch statistic (one ratio over the whole batch);
+    ``sync="global"`` takes it over every process.
     """
 
     key = "wape"
     family = "timeseries"
     input_kind = "values"
     pointwise = False
-    needs_global_stats = False
+    needs_global_stats = True  # aggregate="batch"; sync="global" makes it exact
     function = staticmethod(wape_loss)
 
     def __init__(
-        self, *, aggregate: str = "series", validate: bool = True, reduction: str = "mean"
+        self,
+        *,
+        aggregate: str = "series",
+        sync: str = "local",
+        validate: bool = True,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_options("WAPELoss", aggregate)
+        _check_options("WAPELoss", aggregate, sync)
         check_reduction("WAPELoss", reduction)
-        self._store(aggregate=aggregate, validate=validate, reduction=reduction)
+        self._store(aggregate=aggregate, sync=sync, validate=validate, reduction=reduction)
