@@ -44,6 +44,54 @@ __all__ = [
 SYNC_MODES = ("local", "global")
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks; the backward sums the incoming gradients over the ranks too.
+
+    (``torch.distributed.nn.functional.all_reduce`` does the same but is deprecated.)
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, group: Optional[Any]) -> Tensor:
+        import torch.distributed as dist
+
+        ctx.group = group
+        out = x.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        import torch.distributed as dist
+
+        out = grad.contiguous().clone()
+        dist.all_reduce(out, group=ctx.group)
+        return out, None
+
+
+class _AllGather(torch.autograd.Function):
+    """Every rank's equally shaped ``x``; the backward returns this rank's slice of the summed
+    gradients (each rank used every part)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, group: Optional[Any]) -> tuple[Tensor, ...]:
+        import torch.distributed as dist
+
+        ctx.group = group
+        ctx.rank = dist.get_rank(group)
+        x = x.contiguous()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, x, group=group)
+        return tuple(parts)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor, None]:
+        import torch.distributed as dist
+
+        stacked = torch.stack([g.contiguous() for g in grads])
+        dist.all_reduce(stacked, group=ctx.group)
+        return stacked[ctx.rank].clone(), None
+
+
 def is_distributed(group: Optional[Any] = None) -> bool:
     """True when a process group with more than one process is initialized."""
     import torch.distributed as dist
@@ -69,9 +117,8 @@ def all_reduce_sum(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     check_tensor("all_reduce_sum", "x", x)
     if not is_distributed(group):
         return x
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(x, group=group) if group is not None else all_reduce(x)
+    out: Tensor = _AllReduceSum.apply(x, group)
+    return out
 
 
 def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
@@ -91,7 +138,6 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     if not is_distributed(group):
         return x
     import torch.distributed as dist
-    from torch.distributed.nn.functional import all_gather
 
     n = world_size(group)
     # One small collective agrees on every rank's length and trailing shape before the data.
@@ -120,7 +166,7 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
         return x
     pad = x.new_zeros((most - x.shape[0], *x.shape[1:]))
     full = torch.cat([x, pad], dim=0) if pad.shape[0] else x
-    parts = all_gather(full, group=group) if group is not None else all_gather(full)
+    parts: tuple[Tensor, ...] = _AllGather.apply(full, group)
     return torch.cat([p[:k] for p, k in zip(parts, lengths)], dim=0)
 
 
