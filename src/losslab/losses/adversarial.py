@@ -34,6 +34,21 @@ The norm has no NaN gradient where :math:`g_b = 0` (a critic that is flat at
 precision gradients are accumulated in float32; the result has the dtype of ``real``
 (float32 under autocast), as losslab's losses do.
 
+Distributed data parallel training (DDP): compute the penalty and the critic loss in the
+same step and call **one** backward of their sum. The penalty's inner ``autograd.grad``
+(``create_graph=True``) fires none of DDP's hooks; they fire during that backward, whose
+double backward reaches every parameter, and DDP's average is then the single-process
+gradient over the global batch (equal shards; pass each rank's rows of one ``alpha`` to
+reproduce a run exactly). The critic passed may be the DDP module or ``ddp.module``, also
+with ``find_unused_parameters=True``; with ``static_graph=True`` pass ``ddp.module``
+(through the DDP module the gradients silently stay unsynchronized). Two backwards per step
+(``critic_loss.backward(); penalty.backward()``) leave the second unsynchronized and the next
+forward raises "Expected to have finished reduction". A penalty-only step (lazy R1) gives no
+gradient to the parameters the input gradient does not depend on (the critic's output bias),
+so DDP never finishes its reduction (with or without
+``find_unused_parameters``): add ``0.0 * sum(p.sum() for p in ddp.parameters())`` to the
+penalty, or compute it through ``ddp.module`` and all-reduce the gradients by hand.
+
 Mixed precision: pass the training loop's ``torch.amp.GradScaler`` as ``scaler``. As in
 PyTorch's AMP examples ("Gradient penalty" in docs/notes/amp_examples), the input
 gradient is taken of the *scaled* critic output, so that small float16 gradients inside

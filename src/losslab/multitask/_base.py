@@ -10,6 +10,29 @@
 Both keep every piece of state that affects the next step (learned weights, loss
 history, random generator state) in ``state_dict()``, so a run restored at step k
 continues exactly as the uninterrupted one.
+
+**Distributed data parallel training.** A loss weighting's total backpropagates like any
+loss, so DistributedDataParallel (DDP) averages its gradients as usual; a learned weighting
+(uncertainty) must then be *inside* the module DDP wraps (or wrapped in its own DDP), since
+DDP synchronizes only its own module's parameters; DWA needs ``sync="global"`` for its epoch
+averages and random weighting the same ``seed`` on every rank. A gradient weighting takes its
+per-task gradients with ``torch.autograd.grad``, which never fires DDP's gradient hooks: DDP
+does *not* synchronize what it writes. With ``sync="local"`` (the default) each process
+combines the gradients of its own shard and the ranks' ``.grad`` differ (replicas drift
+apart; GradNorm and MGDA-UB end with an ordinary backward that DDP averages, but their task
+weights remain each rank's own). With ``sync="global"`` and a process group of more than one process,
+:meth:`~GradientWeighting.backward` averages the ``(T, P)`` per-task gradient matrix, the
+task losses and the heads' gradients over the processes *before* the (nonlinear)
+combination, so every rank runs the identical surgery on the gradients of the global batch
+and writes identical ``.grad``: the step of one process over the global batch (exact for
+equal shards; for uneven shards multiply each rank's losses by
+``world_size * n_local / n_global`` first). Every rank must call ``backward`` at every step
+(it runs collectives). Set-ups: the model without DDP (identical initial parameters on every
+rank: same seed, or broadcast from rank 0) or a DDP model whose forward runs under
+``ddp_model.no_sync()``; a plain DDP forward works too (no hook fires, nothing is averaged
+twice), also with ``find_unused_parameters=True`` or ``static_graph=True``, except for
+MGDA-UB (``representation=``): with those two options DDP returns its outputs through an
+autograd function, so the returned representation is not the tensor the heads read.
 """
 
 from __future__ import annotations
@@ -22,6 +45,7 @@ from torch import Tensor, nn
 
 from losslab._checks import fail, fmt
 from losslab.compose.output import LossOutput
+from losslab.distributed import is_distributed
 
 __all__ = [
     "GradientWeighting",
@@ -199,9 +223,22 @@ class GradientWeighting(Weighting):
     ``self.manual_backward(loss)`` (a direct call bypasses Lightning's precision plugin and
     DDP's gradient hooks: see the distributed guide). GradNorm and MGDA's upper-bound
     variant scale each head's gradient by its task weight, as their papers do.
+
+    ``sync`` (every subclass's constructor): ``"local"`` combines this process's gradients
+    only; ``"global"`` averages them over the default process group first (see the module
+    docstring), so that every process applies the update of the whole global batch.
     """
 
     kind: ClassVar[str] = "gradient"
+    sync: str = "local"
+
+    def syncs(self) -> bool:
+        """True when ``sync="global"`` and a process group of more than one process is up."""
+        return self.sync == "global" and is_distributed()
+
+    def sync_repr(self) -> str:
+        """``", sync='global'"`` for ``extra_repr`` (empty for the default)."""
+        return "" if self.sync == "local" else f", sync={self.sync!r}"
 
     def backward(
         self,

@@ -10,6 +10,9 @@
 * :func:`accumulate` / :func:`write_flat` add gradients into ``.grad`` as
   ``Tensor.backward`` does (created with the parameter's layout when ``None``).
 * :func:`gram` is the float64 Gram matrix ``G G^T`` on the CPU, for the T x T solvers.
+* :func:`average_over_ranks` / :func:`sync_task_gradients` average gradients and loss
+  values over the processes of the default process group (``sync="global"``), in one
+  all-reduce after a tiny size check, so that every rank runs the same surgery.
 * :func:`simplex_projection` and :func:`nested_supports` help the simplex solvers.
 """
 
@@ -25,10 +28,12 @@ from torch import Tensor, nn
 
 from losslab._checks import fail, fmt
 from losslab.compose.output import LossOutput
+from losslab.distributed import world_size
 
 __all__ = [
     "TaskGradients",
     "accumulate",
+    "average_over_ranks",
     "check_shared_parameters",
     "feasible",
     "finish",
@@ -37,6 +42,7 @@ __all__ = [
     "loss_output",
     "nested_supports",
     "simplex_projection",
+    "sync_task_gradients",
     "task_gradients",
     "write_flat",
 ]
@@ -289,6 +295,76 @@ def finish(shared: Sequence[Tensor], flat: Tensor, grads: TaskGradients) -> None
     """Write the combined shared gradient and the heads' plain-sum gradients."""
     write_flat(shared, flat)
     accumulate(grads.others, grads.other_grads)
+
+
+def _check_same_layout(fn: str, count: int, code: int, device: torch.device) -> None:
+    """Every rank must pack as many values of the same dtype (else the all-reduce would fail
+    or hang): one tiny MAX all-reduce of ``(n, code, -n, -code)`` gives the max and -min."""
+    import torch.distributed as dist
+
+    probe = torch.tensor([count, code, -count, -code], dtype=torch.int64, device=device)
+    dist.all_reduce(probe, op=dist.ReduceOp.MAX)
+    hi, hi_code, lo, lo_code = int(probe[0]), int(probe[1]), -int(probe[2]), -int(probe[3])
+    if hi != lo or hi_code != lo_code:
+        fail(
+            fn,
+            "shared_parameters",
+            "have the same sizes and dtypes on every process, task heads included "
+            "(sync='global' averages their gradients across processes)",
+            f"between {lo} and {hi} gradient values per process"
+            if hi != lo
+            else "different gradient dtypes on different processes",
+            raw_got=True,
+            hint="Every rank must run the same model and pass the same shared parameters.",
+        )
+
+
+_DTYPE_CODES = {torch.float16: 1, torch.bfloat16: 2, torch.float32: 3, torch.float64: 4}
+
+
+def average_over_ranks(fn: str, tensors: Sequence[Tensor]) -> list[Tensor]:
+    """Each tensor averaged over the processes of the default process group (detached).
+
+    One all-reduce of a flat buffer holding every tensor, in float64 when any of them is
+    float64 and float32 otherwise (half gradients are summed in float32), preceded by a
+    check that every rank packs the same number of values (``ValueError`` on every rank,
+    never a hang). Without a process group of more than one process, returns the tensors.
+    """
+    n = world_size()
+    if n <= 1 or not tensors:
+        return list(tensors)
+    import torch.distributed as dist
+
+    dtype = reduce(torch.promote_types, [t.dtype for t in tensors], torch.float32)
+    device = tensors[0].device
+    sizes = [t.numel() for t in tensors]
+    _check_same_layout(fn, sum(sizes), _DTYPE_CODES.get(dtype, 0), device)
+    with torch.no_grad():
+        flat = torch.cat(
+            [_dense(t.detach()).reshape(-1).to(device=device, dtype=dtype) for t in tensors]
+        )
+        dist.all_reduce(flat)
+        flat.div_(n)
+        parts = torch.split(flat, sizes)
+        return [p.view(t.shape).to(device=t.device, dtype=t.dtype) for p, t in zip(parts, tensors)]
+
+
+def sync_task_gradients(
+    fn: str, grads: TaskGradients, values: Tensor
+) -> tuple[TaskGradients, Tensor]:
+    """``grads`` (matrix and heads' gradients) and the ``(T,)`` loss ``values``, averaged over ranks.
+
+    Under data parallelism with equal shards the global batch's mean loss is the mean of the
+    ranks' mean losses, so its per-task gradient matrix is the mean of theirs: after this call
+    every rank holds the gradients of the whole global batch. A head that received no gradient
+    on a rank contributes zeros.
+    """
+    heads = [
+        g if g is not None else torch.zeros_like(p) for p, g in zip(grads.others, grads.other_grads)
+    ]
+    averaged = average_over_ranks(fn, [grads.matrix, values.detach(), *heads])
+    matrix, mean_values, other_grads = averaged[0], averaged[1], averaged[2:]
+    return TaskGradients(matrix, grads.others, list(other_grads)), mean_values
 
 
 def gram(matrix: Tensor) -> np.ndarray:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from losslab._checks import check_choice, check_float, check_int_option
 from losslab.compose.output import LossOutput
+from losslab.distributed import check_sync
 from losslab.multitask._base import GradientWeighting, check_task_losses
 from losslab.multitask._gradients import (
     check_shared_parameters,
@@ -21,6 +22,7 @@ from losslab.multitask._gradients import (
     loss_output,
     nested_supports,
     simplex_projection,
+    sync_task_gradients,
     task_gradients,
 )
 from losslab.multitask.mgda import min_norm_weights
@@ -216,6 +218,13 @@ class CAGrad(GradientWeighting):
         c: non-negative radius factor of the trust region around :math:`g_0`.
         rescale: ``0 | 1 | 2``, the division of :math:`d` above.
         max_iter: projected-gradient iterations of the solver.
+        sync: ``"local" | "global"``: solve on the gradients of this process's shard, or of
+            the global batch (averaged over the processes first).
+
+    Distributed training: DDP does not synchronize the update (it is written into ``.grad``
+    outside DDP's hooks). With ``sync="global"`` the task gradients and the heads' gradients
+    are averaged over the processes before the solve, so every rank computes the same
+    :math:`g_0`, :math:`w^*` and update, that of one process over the global batch.
 
     >>> import torch
     >>> theta = torch.nn.Parameter(torch.zeros(2))
@@ -229,13 +238,20 @@ class CAGrad(GradientWeighting):
     last_weights: Tensor
 
     def __init__(
-        self, tasks: Iterable[str], *, c: float = 0.5, rescale: int = 1, max_iter: int = 100
+        self,
+        tasks: Iterable[str],
+        *,
+        c: float = 0.5,
+        rescale: int = 1,
+        max_iter: int = 100,
+        sync: str = "local",
     ) -> None:
         super().__init__(tasks)
         fn = type(self).__name__
         self.c = check_float(fn, "c", c, low=0.0)
         self.rescale = check_choice(fn, "rescale", rescale, _RESCALES)
         self.max_iter = cast(int, check_int_option(fn, "max_iter", max_iter, low=1))
+        self.sync = check_sync(fn, sync)
         self.register_buffer(
             "last_weights",
             torch.full((len(self.tasks),), 1.0 / len(self.tasks), dtype=torch.float64),
@@ -271,6 +287,9 @@ class CAGrad(GradientWeighting):
         losses = check_task_losses(fn, self.tasks, losses)
         shared = check_shared_parameters(fn, shared_parameters)
         grads = task_gradients(fn, losses, shared)
+        if self.syncs():
+            values = torch.stack([v.detach() for v in losses.values()])
+            grads, _ = sync_task_gradients(fn, grads, values)
         with torch.no_grad():
             if self.c == 0.0:
                 coef = np.full(len(self.tasks), 1.0 / len(self.tasks))
@@ -283,4 +302,7 @@ class CAGrad(GradientWeighting):
         return loss_output(losses, dict(zip(self.tasks, coef.tolist())))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, c={self.c:g}, rescale={self.rescale}, max_iter={self.max_iter}"
+        return (
+            f"{super().extra_repr()}, c={self.c:g}, rescale={self.rescale}, "
+            f"max_iter={self.max_iter}{self.sync_repr()}"
+        )

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from losslab._checks import check_float, fail, is_compiling
 from losslab.compose.output import LossOutput
+from losslab.distributed import all_reduce_sum, check_sync, is_distributed
 from losslab.multitask._base import LossWeighting, check_task_losses
 from losslab.multitask.fixed import weighted_total
 
@@ -44,9 +45,18 @@ class DynamicWeightAverage(LossWeighting):
     skipped under ``torch.compile``), and every epoch average must be positive, since DWA
     divides consecutive averages.
 
+    Distributed training: the total backpropagates normally (DDP averages its gradients), but
+    each process records only its own shard's losses, so with ``sync="local"`` the epoch
+    averages, hence the weights, differ across processes. ``sync="global"`` sums the recorded
+    losses and step counts over the processes in :meth:`epoch_end` (one all-reduce per epoch;
+    every rank must call it), so every rank gets the weights of one process that saw every
+    step of every rank (the global batch's for equal shards).
+
     Args:
         tasks: the task names.
         temperature: :math:`\tau > 0` (2.0 in the paper).
+        sync: ``"local" | "global"``: epoch averages of this process's losses, or of every
+            process's.
 
     >>> dwa = DynamicWeightAverage(["seg", "depth"])
     >>> for seg, depth in [(4.0, 2.0), (2.0, 1.0), (1.0, 1.0)]:  # one step per epoch
@@ -61,11 +71,13 @@ class DynamicWeightAverage(LossWeighting):
     step_count: Tensor
     loss_history: Tensor
 
-    def __init__(self, tasks: Iterable[str], *, temperature: float = 2.0) -> None:
+    def __init__(
+        self, tasks: Iterable[str], *, temperature: float = 2.0, sync: str = "local"
+    ) -> None:
         super().__init__(tasks)
-        self.temperature = check_float(
-            type(self).__name__, "temperature", temperature, low=0.0, low_open=True
-        )
+        fn = type(self).__name__
+        self.temperature = check_float(fn, "temperature", temperature, low=0.0, low_open=True)
+        self.sync = check_sync(fn, sync)
         n = len(self.tasks)
         # Running sums of the detached losses of the current epoch, and their step count.
         self.register_buffer("loss_sums", torch.zeros(n, dtype=torch.float64))
@@ -104,7 +116,13 @@ class DynamicWeightAverage(LossWeighting):
     def epoch_end(self) -> None:
         """Close the epoch: push its average losses into the history and update the weights."""
         fn = f"{type(self).__name__}.epoch_end"
-        count = int(self.step_count)
+        sums, count = self.loss_sums, int(self.step_count)
+        if self.sync == "global" and is_distributed():
+            # One all-reduce of (sums, count) in float64 (exact for any realistic count), before
+            # any check, so that every rank raises the same error or none.
+            packed = torch.cat([sums, self.step_count.to(torch.float64).reshape(1)])
+            packed = all_reduce_sum(packed)
+            sums, count = packed[:-1], int(packed[-1])
         if count == 0:
             fail(
                 fn,
@@ -113,7 +131,7 @@ class DynamicWeightAverage(LossWeighting):
                 "no step recorded",
                 raw_got=True,
             )
-        averages = self.loss_sums / count
+        averages = sums / count
         values = averages.tolist()
         for name, value in zip(self.tasks, values):
             if not value > 0.0:
@@ -163,4 +181,5 @@ class DynamicWeightAverage(LossWeighting):
         self.weights = dict(zip(self.tasks, weights))
 
     def extra_repr(self) -> str:
-        return f"tasks={list(self.tasks)}, temperature={self.temperature:g}"
+        text = f"tasks={list(self.tasks)}, temperature={self.temperature:g}"
+        return text if self.sync == "local" else f"{text}, sync={self.sync!r}"

@@ -51,6 +51,10 @@ class FixedWeighting(LossWeighting):
 
     .. math:: L = \sum_i w_i \, L_i
 
+    Distributed training: nothing to do; the total backpropagates through DDP like any loss
+    (for equal shards DDP's averaged gradient is the single-process gradient of the global
+    batch).
+
     Args:
         weights: ``{task: weight}``; the tasks are the mapping's keys (in its order); every
             weight finite and ``>= 0``, not all zero.
@@ -86,7 +90,8 @@ class EqualWeighting(FixedWeighting):
     .. math:: L = \sum_i L_i
 
     The baseline every adaptive weighting is compared with (it is also what
-    ``MultiTaskLoss`` uses by default).
+    ``MultiTaskLoss`` uses by default). Distributed training: as :class:`FixedWeighting`,
+    nothing to do.
 
     Args:
         tasks: the task names.

@@ -11,12 +11,16 @@ from torch import Tensor, nn
 
 from losslab._checks import check_float, fail
 from losslab.compose.output import LossOutput
+from losslab.distributed import check_sync
 from losslab.multitask._base import GradientWeighting, check_task_losses
 from losslab.multitask._gradients import (
     accumulate,
+    average_over_ranks,
     check_shared_parameters,
+    graph_leaves,
     loss_output,
     task_gradients,
+    write_flat,
 )
 
 __all__ = ["GradNorm"]
@@ -103,8 +107,18 @@ class GradNorm(GradientWeighting):
             (0: equal gradient norms).
         initial_weights: positive starting weights (a sequence in task order or a mapping),
             renormalized to sum to T; ``None``: all 1.
+        sync: ``"local" | "global"``: balance the gradient norms and loss ratios of this
+            process's shard, or of the global batch (averaged over the processes first).
 
     The reported weights are the renormalized :math:`w` used by the step.
+
+    Distributed training: ``task_weights`` is not a parameter of the DDP-wrapped model and its
+    gradient comes from this process's norms, so with ``sync="local"`` the weights drift apart
+    across processes. With ``sync="global"`` the gradients of :math:`W`, the losses (hence
+    :math:`L_i(0)`, the ratios and the norms) and the gradient of :math:`\sum_i w_i L_i` in
+    every other parameter are averaged over the processes (by the weighting, outside DDP's
+    hooks), so ``task_weights.grad`` and every ``.grad`` are identical on every rank: the
+    single-process step over the global batch.
 
     >>> import torch
     >>> theta = torch.nn.Parameter(torch.ones(2))
@@ -126,10 +140,12 @@ class GradNorm(GradientWeighting):
         *,
         alpha: float = 1.5,
         initial_weights: Optional[Any] = None,
+        sync: str = "local",
     ) -> None:
         super().__init__(tasks)
         fn = type(self).__name__
         self.alpha = check_float(fn, "alpha", alpha, low=0.0)
+        self.sync = check_sync(fn, sync)
         values = _check_initial_weights(fn, initial_weights, self.tasks)
         scale = len(values) / math.fsum(values)
         self.task_weights = nn.Parameter(torch.tensor([v * scale for v in values]))
@@ -158,7 +174,28 @@ class GradNorm(GradientWeighting):
         with torch.no_grad():
             w.copy_(self._normalized())
         grads = task_gradients(fn, losses, shared, with_others=False, retain_graph=True)
+        matrix = grads.matrix
         current = torch.stack([v.detach() for v in losses.values()]).to(w)
+        used = w.detach().clone()  # the step's weights (only w.grad changes below)
+        values = list(losses.values())
+        # The gradient of sum_i w_i L_i (w detached): each loss seeded with its weight.
+        seeds = [weight.to(v) for weight, v in zip(used.unbind(), values)]
+        syncs = self.syncs()
+        if syncs:
+            # Every other parameter's gradient of sum_i w_i L_i is taken now (autograd.grad:
+            # outside DDP's hooks) and averaged with G and the losses in one all-reduce; the
+            # shared parameters' is w @ G, formed from the averaged G below.
+            shared_ids = {id(p) for p in shared}
+            others = [leaf for leaf in graph_leaves(values) if id(leaf) not in shared_ids]
+            found = (
+                torch.autograd.grad(values, others, grad_outputs=seeds, allow_unused=True)
+                if others
+                else ()
+            )
+            dense = [g if g is not None else torch.zeros_like(p) for p, g in zip(others, found)]
+            stacked = torch.stack([v.detach() for v in values])
+            averaged = average_over_ranks(fn, [matrix, stacked, *dense])
+            matrix, current, other_grads = averaged[0], averaged[1].to(w), averaged[2:]
         if not self._recorded:
             first = current.tolist()
             for task, value in zip(self.tasks, first):
@@ -172,7 +209,7 @@ class GradNorm(GradientWeighting):
                     )
             self.initial_losses.copy_(current)
             self._recorded = True
-        norms = torch.linalg.vector_norm(grads.matrix, dim=1).to(w)
+        norms = torch.linalg.vector_norm(matrix, dim=1).to(w)
         ratios = current / self.initial_losses
         rates = ratios / ratios.mean()
         grad_norms = w * norms  # G_i = ||grad_W (w_i L_i)|| for w_i > 0, differentiable in w
@@ -180,11 +217,12 @@ class GradNorm(GradientWeighting):
         gradnorm_loss = (grad_norms - target).abs().sum()
         (dw,) = torch.autograd.grad(gradnorm_loss, w)
         accumulate([w], [dw])
-        used = w.detach().clone()
-        values = list(losses.values())
-        # The gradient of sum_i w_i L_i (w detached): each loss seeded with its weight.
-        seeds = [weight.to(v) for weight, v in zip(used.unbind(), values)]
-        torch.autograd.backward(values, grad_tensors=seeds)
+        if syncs:
+            with torch.no_grad():
+                write_flat(shared, used.to(matrix) @ matrix)
+            accumulate(others, other_grads)
+        else:
+            torch.autograd.backward(values, grad_tensors=seeds)
         return loss_output(losses, dict(zip(self.tasks, used.tolist())))
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -194,4 +232,4 @@ class GradNorm(GradientWeighting):
         self._recorded = bool(state["recorded"])
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, alpha={self.alpha:g}"
+        return f"{super().extra_repr()}, alpha={self.alpha:g}{self.sync_repr()}"

@@ -12,14 +12,19 @@ from torch import Tensor
 
 from losslab._checks import check_choice, check_float, check_int_option, fail
 from losslab.compose.output import LossOutput
+from losslab.distributed import check_sync, world_size
 from losslab.multitask._base import GradientWeighting, check_task_losses
 from losslab.multitask._gradients import (
+    accumulate,
+    average_over_ranks,
     check_shared_parameters,
     feasible,
     finish,
     gram,
+    graph_leaves,
     loss_output,
     nested_supports,
+    sync_task_gradients,
     task_gradients,
 )
 
@@ -200,6 +205,15 @@ class MGDA(GradientWeighting):
         max_iter: Frank-Wolfe iterations (three tasks or more).
         tol: Frank-Wolfe stopping tolerance on the duality gap, relative to the largest
             squared gradient norm.
+        sync: ``"local" | "global"``: solve on the gradients of this process's shard, or of
+            the global batch (averaged over the processes first).
+
+    Distributed training: DDP does not synchronize the combined gradient (it is written into
+    ``.grad`` outside DDP's hooks). With ``sync="global"`` the task gradients, the losses
+    (for ``normalize="loss"``) and the heads' gradients are averaged over the processes
+    before the solve, so every rank finds the same :math:`\alpha^*` and writes the same
+    ``.grad``; MGDA-UB sums the ranks' Gram matrices of the representation gradients (each
+    rank's rows of the global :math:`Z`) and averages the final gradients itself.
 
     The reported weights are :math:`\alpha^*` (1/T before the first step).
 
@@ -223,12 +237,14 @@ class MGDA(GradientWeighting):
         normalize: str = "none",
         max_iter: int = 250,
         tol: float = 1e-6,
+        sync: str = "local",
     ) -> None:
         super().__init__(tasks)
         fn = type(self).__name__
         self.normalize = check_choice(fn, "normalize", normalize, _NORMALIZE)
         self.max_iter = cast(int, check_int_option(fn, "max_iter", max_iter, low=1))
         self.tol = check_float(fn, "tol", tol, low=0.0, low_open=True)
+        self.sync = check_sync(fn, sync)
         self.register_buffer(
             "last_weights",
             torch.full((len(self.tasks),), 1.0 / len(self.tasks), dtype=torch.float64),
@@ -254,8 +270,7 @@ class MGDA(GradientWeighting):
                 )
         return values if self.normalize == "loss" else values * norms
 
-    def _solve(self, fn: str, matrix: Tensor, losses: Mapping[str, Tensor]) -> np.ndarray:
-        m = gram(matrix)
+    def _solve(self, fn: str, m: np.ndarray, losses: Mapping[str, Tensor]) -> np.ndarray:
         n = self._normalizers(fn, m, losses)
         # g_i / n_i with a zero n_i (a zero gradient under "l2") left at zero.
         inv = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
@@ -290,7 +305,12 @@ class MGDA(GradientWeighting):
             return self._backward_representation(fn, losses, representation)
         shared = check_shared_parameters(fn, shared_parameters)
         grads = task_gradients(fn, losses, shared)
-        alpha = self._solve(fn, grads.matrix, losses)
+        solve_losses = losses
+        if self.syncs():
+            values = torch.stack([v.detach() for v in losses.values()])
+            grads, mean_values = sync_task_gradients(fn, grads, values)
+            solve_losses = dict(zip(losses, mean_values.unbind()))
+        alpha = self._solve(fn, gram(grads.matrix), solve_losses)
         with torch.no_grad():
             combined = torch.from_numpy(alpha).to(grads.matrix) @ grads.matrix
         finish(shared, combined, grads)
@@ -334,17 +354,35 @@ class MGDA(GradientWeighting):
                     raw_got=True,
                 )
             rows.append(grad.reshape(-1))
-        matrix = torch.stack(rows)
-        alpha = self._solve(fn, matrix, losses)
-        del rows, matrix
+        m = gram(torch.stack(rows))
+        del rows
         values = list(losses.values())
+        solve_losses = losses
+        syncs = self.syncs()
+        if syncs:
+            # Rank r holds its rows of the global Z and the global mean loss is the mean of
+            # the ranks' means, so the gradient's rows of rank r are 1/world of its own and the
+            # global Gram matrix is sum_r M_r / world**2 = mean_r M_r / world.
+            local = torch.from_numpy(m).to(z.device)  # the collective's device (NCCL: CUDA)
+            stacked = torch.stack([v.detach().to(z.device, torch.float64) for v in values])
+            m_mean, mean_values = average_over_ranks(fn, [local, stacked])
+            m = (m_mean / world_size()).cpu().numpy()
+            solve_losses = dict(zip(losses, mean_values.unbind()))
+        alpha = self._solve(fn, m, solve_losses)
         # The gradient of sum_i alpha_i L_i: each loss seeded with its alpha_i.
         seeds = [torch.full_like(v, float(a)) for a, v in zip(alpha, values)]
-        torch.autograd.backward(values, grad_tensors=seeds)
+        if syncs:
+            # Averaged by hand (DDP's hooks would average only a DDP module's parameters).
+            leaves = graph_leaves(values)
+            found = torch.autograd.grad(values, leaves, grad_outputs=seeds, allow_unused=True)
+            dense = [g if g is not None else torch.zeros_like(p) for p, g in zip(leaves, found)]
+            accumulate(leaves, average_over_ranks(fn, dense))
+        else:
+            torch.autograd.backward(values, grad_tensors=seeds)
         return loss_output(losses, dict(zip(self.tasks, alpha.tolist())))
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, normalize={self.normalize!r}, "
-            f"max_iter={self.max_iter}, tol={self.tol:g}"
+            f"max_iter={self.max_iter}, tol={self.tol:g}{self.sync_repr()}"
         )

@@ -62,6 +62,11 @@ class MultiTaskLoss(nn.Module):
     The weighting is a submodule: ``state_dict`` holds its state (learned weights, loss
     history, generator state) next to the module losses' buffers.
 
+    Distributed training (DDP): pass a gradient weighting built with ``sync="global"``
+    (e.g. ``weighting=PCGrad(tasks, sync="global")``); DDP alone does not synchronize what
+    it writes. A learned loss weighting (uncertainty) is synchronized only if this module is
+    inside the DDP-wrapped module or wrapped in its own DDP. See :mod:`losslab.multitask._base`.
+
     Args:
         losses: ``{task: loss}``; each loss is called as ``loss(preds[task], targets[task])``
             and must return a scalar (use ``reduction="mean"`` or ``"sum"``). Module losses

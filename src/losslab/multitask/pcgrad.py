@@ -10,11 +10,13 @@ from torch import Tensor
 
 from losslab._checks import check_choice, fail
 from losslab.compose.output import LossOutput
+from losslab.distributed import check_sync
 from losslab.multitask._base import GradientWeighting, as_generator, check_task_losses
 from losslab.multitask._gradients import (
     check_shared_parameters,
     finish,
     loss_output,
+    sync_task_gradients,
     task_gradients,
 )
 
@@ -73,6 +75,15 @@ class PCGrad(GradientWeighting):
             1 (or 1/T).
         seed: seed of the generator drawing the projection orders (``None``: random). Its
             state is in ``state_dict()``, so a restored run draws the same orders.
+        sync: ``"local" | "global"``: project the gradients of this process's shard, or of
+            the global batch (averaged over the processes first).
+
+    Distributed training: DDP does not synchronize the projected gradient (it is written
+    into ``.grad`` outside DDP's hooks). With ``sync="global"`` every rank averages the task
+    gradients (and the heads' gradients) over the processes before projecting, and the
+    generator state is broadcast from rank 0 at the first step, so every rank draws the same
+    orders (``seed=None`` included) and writes the same ``.grad``: the single-process step
+    over the global batch.
 
     >>> import torch
     >>> theta = torch.nn.Parameter(torch.zeros(2))
@@ -87,13 +98,21 @@ class PCGrad(GradientWeighting):
     key: ClassVar[str] = "pcgrad"
 
     def __init__(
-        self, tasks: Iterable[str], *, reduction: str = "sum", seed: Optional[int] = None
+        self,
+        tasks: Iterable[str],
+        *,
+        reduction: str = "sum",
+        seed: Optional[int] = None,
+        sync: str = "local",
     ) -> None:
         super().__init__(tasks)
         fn = type(self).__name__
         self.reduction = check_choice(fn, "reduction", reduction, _REDUCTIONS)
         self.seed = _check_seed(fn, seed)
+        self.sync = check_sync(fn, sync)
         self._generator = as_generator(seed)
+        # Set once rank 0's generator state has been broadcast (sync="global").
+        self._generator_synced = False
 
     def _weight(self) -> float:
         return 1.0 if self.reduction == "sum" else 1.0 / len(self.tasks)
@@ -122,11 +141,24 @@ class PCGrad(GradientWeighting):
         losses = check_task_losses(fn, self.tasks, losses)
         shared = check_shared_parameters(fn, shared_parameters)
         grads = task_gradients(fn, losses, shared)
+        if self.syncs():
+            values = torch.stack([v.detach() for v in losses.values()])
+            grads, _ = sync_task_gradients(fn, grads, values)
+            if not self._generator_synced:
+                self._broadcast_generator()
         with torch.no_grad():
             projected = project_conflicting(grads.matrix, self.draw_orders())
             combined = projected.sum(0) if self.reduction == "sum" else projected.mean(0)
         finish(shared, combined, grads)
         return loss_output(losses, self.current_weights())
+
+    def _broadcast_generator(self) -> None:
+        import torch.distributed as dist
+
+        holder = [self._generator.get_state()]
+        dist.broadcast_object_list(holder, src=0)
+        self._generator.set_state(holder[0])
+        self._generator_synced = True
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"generator": self._generator.get_state()}
@@ -135,4 +167,4 @@ class PCGrad(GradientWeighting):
         self._generator.set_state(state["generator"])
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, reduction={self.reduction!r}"
+        return f"{super().extra_repr()}, reduction={self.reduction!r}{self.sync_repr()}"

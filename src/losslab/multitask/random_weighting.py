@@ -46,6 +46,11 @@ class RandomLossWeighting(LossWeighting):
     and draws nothing, so validation does not shift the training stream.
     :meth:`current_weights` returns the last drawn weights (:math:`1/T` before the first draw).
 
+    Distributed training: the total backpropagates through DDP like any loss; pass the same
+    ``seed`` on every process so that every rank draws the same weights (with ``seed=None``
+    each process seeds from the OS, the ranks weight their shards differently and DDP
+    averages the gradients of different totals).
+
     Args:
         tasks: the task names.
         distribution: ``"normal" | "uniform" | "dirichlet"``.

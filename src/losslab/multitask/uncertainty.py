@@ -53,6 +53,11 @@ class UncertaintyWeighting(LossWeighting):
     (the summed regulariser, weight ``1.0``); the task weights are
     :math:`\tfrac12 e^{-s_i}`, so ``total == sum(weights[k] * components[k])``.
 
+    Distributed training: the total backpropagates normally, but DDP averages only the
+    gradients of the module it wraps. Put the weighting inside that module (e.g. the model
+    returns the total), or wrap it in its own ``DistributedDataParallel``; otherwise each
+    process's :math:`s_i` follow the losses of its own shard and drift apart.
+
     Args:
         tasks: the task names (``"uncertainty_regularizer"`` is reserved).
         positive: use the bounded regulariser :math:`\log(1 + \sigma_i^2)`.
