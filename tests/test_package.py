@@ -183,3 +183,26 @@ def test_every_loss_file_is_imported_by_its_family() -> None:
         for info in pkgutil.iter_modules(package.__path__):
             if not info.name.startswith("_"):
                 assert f"losslab.losses.{family}.{info.name}" in sys.modules, info.name
+
+
+def test_family_exports_are_complete_and_visible_to_type_checkers() -> None:
+    """Each family's literal __all__ re-exports every name its loss files export, and
+    ``losslab`` star-imports the families (so ``from losslab import DiceLoss`` type-checks)."""
+    import importlib
+    import pkgutil
+
+    import losslab
+
+    for family in ("regression", "classification", "segmentation", "ranking", "timeseries"):
+        package = importlib.import_module(f"losslab.losses.{family}")
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"losslab.losses.{family}.{info.name}")
+            losses = {
+                n for n in module.__all__ if n.endswith(("_loss", "Loss", "_penalty", "Penalty"))
+            }
+            missing = losses - set(package.__all__)
+            assert not missing, (family, info.name, missing)
+            for name in losses:
+                assert getattr(losslab, name) is getattr(module, name), name

@@ -10,8 +10,18 @@ from losslab import functional, multitask
 from losslab._backend import get_backend, set_backend, use_backend
 from losslab._registry import available, entries, lookup, register
 from losslab.compose import LossOutput, SpecError, WeightedSum, parse
-from losslab.losses import *  # noqa: F403
+
+# Star imports from each family (their __all__ are literal lists), not from losslab.losses
+# (whose __all__ is computed): type checkers see every loss class and function.
 from losslab.losses import __all__ as _losses_all
+from losslab.losses.adversarial import *  # noqa: F403
+from losslab.losses.base import Loss as Loss
+from losslab.losses.classification import *  # noqa: F403
+from losslab.losses.ranking import *  # noqa: F403
+from losslab.losses.regression import *  # noqa: F403
+from losslab.losses.regularization import *  # noqa: F403
+from losslab.losses.segmentation import *  # noqa: F403
+from losslab.losses.timeseries import *  # noqa: F403
 from losslab.multitask import MultiTaskLoss
 
 __version__ = "0.1.0.dev0"
