@@ -38,6 +38,7 @@ __all__ = [
     "fail",
     "fmt",
     "is_compiling",
+    "is_sequence",
     "suggest",
 ]
 
@@ -89,6 +90,18 @@ def suggest(value: str, choices: Iterable[str]) -> Optional[str]:
     """A did-you-mean hint for ``value`` among ``choices``, or ``None``."""
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
     return f"Did you mean {close[0]!r}?" if close else None
+
+
+def is_sequence(value: Any) -> bool:
+    """A list-like option value: any ``Sequence`` but a string or a tensor.
+
+    Config systems hand options over in their own containers (OmegaConf's ``ListConfig`` under
+    Hydra, for one): they count as sequences, like lists and tuples.
+
+    >>> is_sequence([1.0, 2.0]), is_sequence((1, 2)), is_sequence("12"), is_sequence(torch.ones(2))
+    (True, True, False, False)
+    """
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray, Tensor))
 
 
 def is_compiling() -> bool:
@@ -347,7 +360,7 @@ def as_class_weight(
     """A per-class weight of shape (C,): a float tensor or a sequence of numbers, non-negative."""
     if weight is None:
         return None
-    if isinstance(weight, (list, tuple)):
+    if is_sequence(weight):
         if not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weight):
             fail(fn, name, "be a tensor or a sequence of numbers", weight, kind=TypeError)
         weight = torch.tensor(

@@ -413,7 +413,7 @@ def _literal_repr(value: Any, owner: Loss, name: str) -> str:
         if math.isinf(value):  # `inf` is not a literal; 1e999 parses back to it
             return "1e999" if value > 0 else "-1e999"
         return repr(value)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
         return "[" + ", ".join(_literal_repr(v, owner, name) for v in value) + "]"
     raise ValueError(
         f"to_spec(): `{name}` of {type(owner).__name__} has no spec form; got {type(value).__name__}."

@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar, Optional
 from torch import Tensor, nn
 
 from losslab import _backend
+from losslab._checks import is_sequence
 
 __all__ = ["Loss"]
 
@@ -100,6 +101,8 @@ class Loss(nn.Module):
             elif isinstance(value, Tensor):
                 self.register_buffer(name, value)
             else:
+                if is_sequence(value) and not isinstance(value, (list, tuple)):
+                    value = list(value)  # a config container (Hydra's ListConfig): plain list
                 setattr(self, name, value)
         self._hparam_names = tuple(self._hparam_names) + tuple(hparams)
 

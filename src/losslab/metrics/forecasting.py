@@ -32,6 +32,7 @@ from losslab._checks import (
     check_same_device,
     check_tensor,
     fail,
+    is_sequence,
 )
 from losslab._reduce import output_dtype, reduce
 from losslab.losses.regression.pinball import _check_options as _check_quantile_levels
@@ -457,7 +458,7 @@ class QuantileCoverage(_ForecastMetric):
         fn = type(self).__name__
         self.quantiles = _check_quantiles(fn, quantiles)
         if (
-            not isinstance(interval, (tuple, list))
+            not is_sequence(interval)
             or len(interval) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)
         ):

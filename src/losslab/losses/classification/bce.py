@@ -18,6 +18,7 @@ from losslab._checks import (
     check_same_device,
     fail,
     fmt,
+    is_sequence,
     suggest,
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce
@@ -65,7 +66,7 @@ def _as_pos_weight(
                 hint=suggest(pos_weight, ["auto"]),
             )
         return "auto"
-    if isinstance(pos_weight, (list, tuple)):
+    if is_sequence(pos_weight):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos_weight):
             fail(
                 fn, "pos_weight", "be a tensor or a sequence of numbers", pos_weight, kind=TypeError

@@ -18,6 +18,7 @@ from losslab._checks import (
     fail,
     fmt,
     is_compiling,
+    is_sequence,
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab._registry import register
@@ -41,7 +42,7 @@ def _counts(
     if isinstance(samples_per_class, str):
         check_choice(fn, name, samples_per_class, ("batch",))
         return None
-    if isinstance(samples_per_class, (list, tuple)):
+    if is_sequence(samples_per_class):
         if not all(_is_scalar(v) for v in samples_per_class):
             fail(
                 fn, name, "be a tensor or a sequence of numbers", samples_per_class, kind=TypeError

@@ -30,6 +30,7 @@ from losslab._checks import (
     fail,
     fmt,
     is_compiling,
+    is_sequence,
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab.losses.base import Loss
@@ -94,7 +95,7 @@ def check_schedule(
     """
     if isinstance(schedule, str):
         return check_choice(fn, "schedule", schedule, SCHEDULES)
-    if isinstance(schedule, (list, tuple)):
+    if is_sequence(schedule):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in schedule):
             fail(
                 fn,
