@@ -5,13 +5,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format clean bench bench-anchors
+.PHONY: demo test lint format clean bench bench-anchors docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[cli,dev,datasets]"
+	$(PIP) install --quiet -e ".[cli,dev,datasets,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,9 +20,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The documentation site (mkdocs-material + mkdocstrings), built strictly into site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples docs/_hooks.py docs/_griffe_rst.py
+	$(VENV)/bin/ruff format --check src tests benchmarks examples docs/_hooks.py docs/_griffe_rst.py
 	$(VENV)/bin/mypy
 
 format: $(STAMP)
@@ -30,7 +34,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) $(ANCHORS) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ANCHORS) site build dist .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks print ratios against baselines run in the same process and write
 # benchmarks/RESULTS.md. They use .venv-anchors (torchvision, MONAI, smp, allRank) when
