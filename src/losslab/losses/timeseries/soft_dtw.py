@@ -234,6 +234,13 @@ def soft_dtw_loss(
     softmin lies below the minimum) and is not 0 for equal series; use
     :func:`soft_dtw_divergence_loss` for a non-negative loss that is 0 there.
 
+    **Scale.** The value is a *sum* of costs along an alignment path (N to N + M - 1 pairs),
+    so it grows with the series length, while MSE is a mean per step: when mixing the two,
+    divide the soft-DTW term by the horizon (``(0.5 / horizon) * SoftDTWLoss() + 0.5 *
+    MSELoss()``). Small ``gamma`` makes the landscape as non-smooth as DTW itself and gradient
+    descent stalls in its local minima (a forecaster trained with ``gamma=0.1`` ended at MASE
+    2.5 where ``gamma=1`` reached 0.8 in ``examples/soft_dtw_forecaster.py``): start near 1.
+
     ``none`` returns the per-series values (B,); ``mean`` their ``sample_weight``-weighted mean.
     The recursion runs along anti-diagonals with an analytic backward (the expected alignment
     matrix, Algorithm 2 of the paper), in float32 (float64 for float64 inputs); double backward
