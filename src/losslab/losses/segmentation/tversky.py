@@ -64,7 +64,9 @@ def tversky_loss(
             aggregate, smooth, eps, empty: as in :func:`~losslab.losses.segmentation.dice.dice_loss`.
         alpha: weight of the false positives (>= 0).
         beta: weight of the false negatives (>= 0). ``alpha = beta = 0.5`` is Dice,
-            ``1, 1`` is Jaccard. (Some code, e.g. Jadon's, swaps the two names: here
+            ``1, 1`` is Jaccard, exactly so with ``smooth=0`` (the smoothing term is added
+            to TP + alpha FP + beta FN, not to Dice's 2 TP + FP + FN: with ``smooth > 0``
+            the values differ slightly). (Some code, e.g. Jadon's, swaps the two names: here
             ``alpha`` always weights FP, as in SMP, MONAI and kornia.)
         sample_weight: (B,) image weights.
         validate: check target values (one host sync).
