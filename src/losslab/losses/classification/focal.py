@@ -177,6 +177,14 @@ def sigmoid_focal_loss(
         \ell = \alpha_t\,(1 - p_t)^\gamma\,
             \mathrm{BCE}(x, y), \qquad \mathrm{BCE}(x, y) = -y \log p - (1 - y)\log(1 - p).
 
+    Soft targets: :math:`p_t` is the linear interpolation above, torchvision's
+    ``p_t = p * targets + (1 - p) * (1 - targets)``, so the modulating factor's base is
+    :math:`1 - p_t = y\,\sigma(-x) + (1 - y)\,\sigma(x)` (it is not 0 at :math:`p = y`, e.g.
+    :math:`2p(1 - p)` there). Implementations that take :math:`p_t = e^{-\mathrm{BCE}}` agree
+    for hard targets only: for soft ones that is :math:`p^y (1 - p)^{1 - y}`, a weighted
+    geometric mean, never above the linear :math:`p_t`, so their :math:`(1 - p_t)^\gamma` is
+    larger (and costs one more exponential).
+
     The backward pass is analytic (``losslab._autograd.sigmoid_focal``): it recomputes what it
     needs from the inputs and stays finite at saturated logits for every :math:`\gamma \ge 0`,
     including :math:`\gamma < 1`, where autograd of the formula gives NaN (kornia #918). Double

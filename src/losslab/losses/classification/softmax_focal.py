@@ -7,6 +7,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from losslab._autograd.softmax_focal import softmax_focal_elementwise
 from losslab._checks import (
     check_float,
     check_ignore_index,
@@ -52,10 +53,12 @@ def softmax_focal_loss(
         p = \mathrm{softmax}(x)_{\,\cdot\,\text{along dim 1}}, \qquad
         \ell_i = -\alpha_{y_i}\,(1 - p_{i, y_i})^\gamma \log p_{i, y_i}
 
-    :math:`\log(1 - p_y)` is computed as the log-sum-exp over the other classes minus the
-    log-sum-exp over all classes, so the loss and its gradient stay finite at saturated logits
-    even for :math:`\gamma < 1`. With ``gamma=0`` and ``alpha=None`` this is
-    ``torch.nn.functional.cross_entropy``.
+    :math:`1 - p_y` is computed as the sum of the other classes' exponentials over the sum
+    of all (never as ``1 - p_y``), and the backward pass is analytic
+    (``losslab._autograd.softmax_focal``: it recomputes the softmax from the logits), so the
+    loss and its gradient stay finite at saturated logits even for :math:`\gamma < 1`, where
+    autograd of the formula gives NaN. Double backward is not supported. With ``gamma=0`` and
+    ``alpha=None`` this is ``torch.nn.functional.cross_entropy``.
 
     ``mean`` divides by the number of valid (non-ignored) positions, weighted by
     ``sample_weight``; ``alpha`` does **not** enter the denominator, unlike the ``weight`` of
@@ -98,15 +101,7 @@ def softmax_focal_loss(
     if ignore_index is not None:
         mask = target != ignore_index
         ids = torch.where(mask, ids, torch.zeros_like(ids))  # 255 must never reach a gather
-    index = ids.unsqueeze(1)
-    lse = torch.logsumexp(x, dim=1)
-    loss = lse - x.gather(1, index).squeeze(1)  # -log p_y
-    if gamma != 0.0:
-        # log(1 - p_y) = logsumexp over the other classes - logsumexp over all: no 1 - p_y
-        # cancellation, finite (C >= 2) and with finite gradients when p_y saturates at 1.
-        others = x.scatter(1, index, float("-inf"))
-        log_rest = torch.logsumexp(others, dim=1) - lse
-        loss = loss * torch.exp(gamma * log_rest)
+    loss = softmax_focal_elementwise(x, ids, gamma)  # analytic backward
     if isinstance(alpha_arg, Tensor):
         loss = loss * alpha_arg.reshape(-1)[ids]
     elif alpha_arg is not None:
