@@ -1,8 +1,8 @@
 """Lovasz hinge: a convex surrogate of the Jaccard (IoU) loss for binary segmentation, from logits.
 
-This file also holds the Lovasz machinery that ``lovasz_softmax.py`` shares: the increments
-of the Jaccard loss along a sorted order (:func:`lovasz_increments`), the batched sort
-(:func:`lovasz_extension`); units are reduced by ``_overlap.reduce_units``.
+The Lovasz extension itself (the sort, the increments of the Jaccard loss along it and the
+analytic backward pass) is ``losslab._autograd.lovasz``, shared with ``lovasz_softmax.py``;
+:func:`lovasz_increments` is re-exported here. Units are reduced by ``_overlap.reduce_units``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from losslab._autograd.lovasz import lovasz_increments as lovasz_increments  # re-export
+from losslab._autograd.lovasz import lovasz_per_class
 from losslab._checks import (
     check_choice,
     check_reduction,
@@ -53,76 +55,6 @@ def check_hard_labels(fn: str, target: Tensor, valid: Optional[Tensor], *, valid
                 raw_got=True,
                 hint="Threshold the target, or pass validate=False to skip this check.",
             )
-
-
-def lovasz_increments(gt: Tensor, w: Tensor) -> Tensor:
-    r"""Increments :math:`J(S_i) - J(S_{i-1})` of the (weighted) Jaccard loss along the last dim.
-
-    ``gt`` (0/1) and ``w`` (>= 0 pixel weights; 0 for ignored pixels) are already sorted by
-    decreasing error; :math:`S_i` is the set of the first ``i`` pixels. With
-    :math:`G = \sum_j w_j g_j`, the union :math:`a_i = G + \sum_{j \le i} w_j (1 - g_j)`, the
-    mass :math:`W_i = \sum_{j \le i} w_j` and the remaining intersection
-    :math:`I_{i-1} = \sum_{j \ge i} w_j g_j`, the Jaccard loss is :math:`J(S_i) = W_i / a_i`
-    (:math:`J(\emptyset) = 0`) and its increment is, in closed form,
-
-    .. math:: \Delta_i = \frac{w_i}{a_i} \cdot \frac{I_{i-1} + g_i W_{i-1}}{a_{i-1}}
-              \quad (a_{i-1} > 0), \qquad \Delta_i = \frac{w_i}{a_i} \quad (a_{i-1} = 0).
-
-    Numerics: the difference of two consecutive Jaccard values (Berman et al.'s code) loses
-    all relative precision once the increments (~1/N) approach float32's epsilon; the closed
-    form is a product of ratios, each with relative precision, and :math:`I` is a suffix sum
-    (no ``G - cumsum`` cancellation). Pixels of weight 0 get increment 0 wherever they sort.
-    """
-    pos = w * gt
-    neg = w - pos
-    total_pos = pos.sum(-1, keepdim=True)
-    union = total_pos + neg.cumsum(-1)  # a_i
-    union_prev = (union - neg).clamp_min(0.0)  # a_{i-1}
-    mass_prev = (w.cumsum(-1) - w).clamp_min(0.0)  # W_{i-1}
-    inter_prev = pos.flip(-1).cumsum(-1).flip(-1)  # I_{i-1}: suffix sum from i
-    started = union_prev > 0
-    # Double where: the unselected branches divide by 1, never by 0.
-    safe_union = torch.where(union > 0, union, torch.ones_like(union))
-    safe_prev = torch.where(started, union_prev, torch.ones_like(union_prev))
-    first = w / safe_union
-    later = first * ((inter_prev + gt * mass_prev) / safe_prev)
-    return torch.where(started, later, torch.where(union > 0, first, torch.zeros_like(first)))
-
-
-def lovasz_extension(errors: Tensor, gt: Tensor, w: Tensor, *, hinge: bool) -> Tensor:
-    """Lovasz extension of the Jaccard loss at ``errors`` (relu'd when ``hinge``), per leading index.
-
-    ``errors``, ``gt``, ``w``: (U, K, M). One batched sort of the whole (U, K, M) tensor; the
-    increments depend on the labels only, so they carry no gradient. Pixels of weight 0 sort
-    last (key -inf) and their errors are replaced by 0, so they get neither value nor gradient.
-    """
-    counted = w > 0
-    with torch.no_grad():
-        key = torch.where(counted, errors, torch.full_like(errors, float("-inf")))
-        order = torch.sort(key, dim=-1, descending=True, stable=True).indices
-        increments = lovasz_increments(gt.gather(-1, order), w.gather(-1, order))
-    value = torch.where(counted, errors, torch.zeros_like(errors))
-    if hinge:
-        value = torch.relu(value)
-    return (value.gather(-1, order) * increments).sum(-1)
-
-
-def to_units(x: Tensor, aggregate: str) -> Tensor:
-    """(B, K, N) -> (U, K, M): per image (U = B), or the batch pooled into one unit."""
-    if aggregate == "image":
-        return x
-    return x.transpose(0, 1).reshape(1, x.shape[1], -1)
-
-
-def pixel_weights(
-    valid: Optional[Tensor], like: Tensor, sample_weight: Optional[Tensor], aggregate: str
-) -> Tensor:
-    """(B, K, N) pixel weights: 0 where ignored; in "batch" each image's pixels carry its weight
-    (an integer weight k is the image repeated k times)."""
-    w = torch.ones_like(like) if valid is None else valid.to(like.dtype).expand_as(like)
-    if sample_weight is not None and aggregate == "batch":
-        w = w * sample_weight.to(like.dtype).reshape(-1, 1, 1)
-    return w
 
 
 # ---------------------------------------------------------------------------- the hinge
@@ -167,8 +99,9 @@ def lovasz_hinge_loss(
     :math:`S`). Ignored pixels count nowhere; an all-ignored image is 0 and counts as 0 in the
     mean over images (as in the paper's code); an all-ignored batch gives 0 with zero gradient.
 
-    The sort is one batched ``torch.sort`` over (units, pixels); the increments come from
-    cumulative sums over all units at once (see :func:`lovasz_increments`).
+    The sort, the increments and the gradient are ``losslab._autograd.lovasz``: integer
+    radix sorts on CPU, closed-form increments, an analytic backward (three elementwise
+    passes; the forward saves one float per pixel).
 
     Args:
         logits: (B, 1, *spatial) raw scores, 1-3 spatial dims.
@@ -210,12 +143,15 @@ def lovasz_hinge_loss(
     assert prep.dense is not None  # binary mode always gives a dense (B, 1, N) indicator
     check_hard_labels(fn, prep.dense, prep.valid, validate=validate)
     check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
-    x, t = prep.logits, prep.dense
-    errors = 1.0 - x * (2.0 * t - 1.0)
-    w = pixel_weights(prep.valid, errors, sample_weight, aggregate)
-    per_unit = lovasz_extension(
-        to_units(errors, aggregate), to_units(t, aggregate), to_units(w, aggregate), hinge=True
-    ).squeeze(1)
+    per_unit, _ = lovasz_per_class(
+        "hinge",
+        prep.logits,
+        target=prep.dense,
+        valid=prep.valid,
+        pixel_weight=sample_weight if aggregate == "batch" else None,
+        aggregate=aggregate,
+    )
+    per_unit = per_unit.squeeze(1)
     return reduce_units(
         per_unit,
         torch.ones_like(per_unit, dtype=torch.bool),

@@ -8,19 +8,14 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from losslab._autograd.lovasz import lovasz_per_class
 from losslab._checks import check_choice, check_reduction, check_sample_weight
 from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import check_common_options, prepare
 from losslab.losses.segmentation._overlap import reduce_units
-from losslab.losses.segmentation.lovasz_hinge import (
-    AGGREGATES,
-    check_hard_labels,
-    lovasz_extension,
-    pixel_weights,
-    to_units,
-)
+from losslab.losses.segmentation.lovasz_hinge import AGGREGATES, check_hard_labels
 
 __all__ = ["LovaszSoftmaxLoss", "lovasz_softmax_loss"]
 
@@ -91,9 +86,11 @@ def lovasz_softmax_loss(
     Mode ``"binary"`` (one channel, sigmoid) reports the foreground class only: it equals
     ``mode="multiclass"`` on the logits ``(0, x)`` with ``classes=[1]``.
 
-    Class-id targets are never one-hot encoded as floats: the (B, K, N) boolean indicator
-    ``ids == c`` is built by one comparison, which costs no more than the (B, K, N) errors
-    that the sort needs anyway. One batched ``torch.sort`` sorts all (unit, class) rows.
+    Class-id targets are never one-hot encoded as floats: each block of (unit, class) rows
+    compares the ids with its classes (a boolean indicator), its errors are one subtraction.
+    The sort, the increments and the gradient are ``losslab._autograd.lovasz`` (integer
+    radix sorts on CPU, closed-form increments, an analytic backward that saves one float
+    per (pixel, class) and fuses the softmax's backward).
 
     Args:
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
@@ -148,27 +145,29 @@ def lovasz_softmax_loss(
     )
     check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
     sel = prep.selected
-    probs = prep.probs if sel is None else prep.probs.index_select(1, sel)
-    valid = prep.valid
-    if valid is not None and valid.shape[1] > 1 and sel is not None:
-        valid = valid.index_select(1, sel)
-    if prep.ids is not None:
-        channels = sel if sel is not None else torch.arange(prep.num_classes, device=probs.device)
-        fg = prep.ids.unsqueeze(1) == channels.view(1, -1, 1)  # (B, K, N) bool
-        errors = torch.where(fg, 1.0 - probs, probs)  # |t - p| without abs' kink
-        gt = fg.to(probs.dtype)
-    else:
+    if prep.ids is None and validate:
         assert prep.dense is not None  # prepare() always sets ids or dense
-        gt = prep.dense if sel is None else prep.dense.index_select(1, sel)
+        gt, valid = prep.dense, prep.valid
+        if sel is not None:
+            gt = gt.index_select(1, sel)
+            if valid is not None and valid.shape[1] > 1:
+                valid = valid.index_select(1, sel)
         check_hard_labels(fn, gt, valid, validate=validate)
-        errors = (gt - probs).abs()
-    w = pixel_weights(valid, errors, sample_weight, aggregate)
-    gt_u, w_u = to_units(gt, aggregate), to_units(w, aggregate)
-    per_class = lovasz_extension(to_units(errors, aggregate), gt_u, w_u, hinge=False)  # (U, K)
-    if present_only:
-        keep = ((gt_u * w_u).sum(-1) > 0).to(per_class.dtype)
-    else:
-        keep = torch.ones_like(per_class)
+    per_class, mass = lovasz_per_class(
+        "ids" if prep.ids is not None else "dense",
+        prep.logits,
+        target=prep.dense,
+        probs=prep.probs,
+        ids=prep.ids,
+        valid=prep.valid,
+        selected=sel,
+        pixel_weight=sample_weight if aggregate == "batch" else None,
+        activation=prep.activation,
+        aggregate=aggregate,
+        # Errors in [0, 1]: probabilities (activated, or checked) against checked labels.
+        bounded=validate if prep.ids is None else validate or prep.activation is not None,
+    )  # (U, K)
+    keep = (mass > 0).to(per_class.dtype) if present_only else torch.ones_like(per_class)
     count = keep.sum(1)
     per_unit = (per_class * keep).sum(1) / count.clamp_min(1.0)
     return reduce_units(
