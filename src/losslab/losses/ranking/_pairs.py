@@ -1,84 +1,50 @@
 """Pair sums over padded lists in row blocks, with memory linear in the list length.
 
-:func:`pair_sums` returns, per list, ``sum_{i,j} w_ij f(s_i - s_j)`` and ``sum_{i,j} w_ij`` where
-``w_ij`` (0 outside the valid pairs) comes from a callable evaluated one block of rows at a time.
-The (n x n) pair matrix is never built: the forward pass walks row blocks of at most
-``_BLOCK_ELEMENTS`` pairs, and a custom autograd function recomputes each block in the backward
-pass and writes the gradient ``w_ij f'(d_ij)`` straight into ``scores`` (+ at i, - at j). Peak
-memory is O(block) on top of the inputs; the weights are constants (no gradient).
+:func:`ordered_pair_sums` (pairwise hinge, RankNet) and :func:`pair_sums` (any pair weights,
+LambdaLoss) return, per list, ``sum_{i,j} w_ij f(s_i - s_j)`` and ``sum_{i,j} w_ij``. The
+(n x n) pair matrix is never built: the pairs are evaluated in blocks of rows of at most
+``_BLOCK_ELEMENTS`` pairs, and the custom autograd functions of
+:mod:`losslab._autograd.pairwise` accumulate the gradient of each list's sum with respect to
+its scores in the same blocks (saved: one (B, n) tensor), so the backward pass is one product.
+Peak memory is O(block) on top of the inputs; the weights are constants (no gradient).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from losslab._autograd.pairwise import ordered_pair_sums as _ordered_pair_sums
+from losslab._autograd.pairwise import row_blocks, weighted_pair_sums
+from losslab._checks import is_compiling
 from losslab._reduce import reduce
 
-__all__ = ["ordered_pairs", "pair_sums", "reduce_pairwise"]
+__all__ = ["ordered_pair_sums", "ordered_pairs", "pair_sums", "reduce_pairwise"]
 
-# Pairs per block (all lists together). 2^18 float64 temporaries are 2 MB each; a handful live
-# at a time, so a block costs ~10-20 MB whatever n is (larger blocks were slower: cache misses).
-_BLOCK_ELEMENTS = 1 << 18
+# Pairs per block (all lists together), read at each call. A block's float32 temporaries are
+# 512 KB each and three live at a time, near the 1 MB L2 cache of a core here; 2^17 was the
+# fastest or within noise of it among 2^14 .. 2^20 (one thread; smaller blocks pay per-op
+# overhead, larger ones cache misses). Whatever n is, a block costs a few MB.
+_BLOCK_ELEMENTS = 1 << 17
+# Under torch.compile the blocks are unrolled into the graph and Inductor's compile time grows
+# with their number (the hinge on [256 x 100]: ~90 s to compile with 2^17-pair blocks, 4-9 s
+# with one block), while each block's passes fuse into a few kernels: 2^22 pairs (16 MB per
+# float32 buffer, should Inductor keep one) make one block of the usual list sizes.
+_COMPILED_BLOCK_ELEMENTS = 1 << 22
+
+
+def _block() -> int:
+    return _COMPILED_BLOCK_ELEMENTS if is_compiling() else _BLOCK_ELEMENTS
+
 
 WeightBlock = Callable[[int, int], Tensor]  # (lo, hi) -> (B, hi - lo, n) weights, 0 off-pair
 
 
-def _value(kind: str, param: float, d: Tensor) -> Tensor:
-    """The pair loss at d = s_i - s_j."""
-    if kind == "hinge":
-        return torch.relu(param - d)  # max(0, margin - d)
-    # "logistic": softplus(-sigma d) = log(1 + exp(-sigma d)), finite for any finite d.
-    return torch.nn.functional.softplus(-param * d)
-
-
-def _derivative(kind: str, param: float, d: Tensor) -> Tensor:
-    """d/dd of the pair loss (0 at the hinge's kink); never overflows."""
-    if kind == "hinge":
-        return -(d < param).to(d.dtype)
-    return -param * torch.sigmoid(-param * d)
-
-
 def _row_blocks(b: int, n: int) -> list[tuple[int, int]]:
-    rows = max(1, _BLOCK_ELEMENTS // max(b * n, 1))
-    return [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
-
-
-class _PairSum(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx: Any, scores: Tensor, kind: str, param: float, weight_block: WeightBlock
-    ) -> tuple[Tensor, Tensor]:
-        b, n = scores.shape
-        total = scores.new_zeros(b)
-        count = scores.new_zeros(b)
-        for lo, hi in _row_blocks(b, n):
-            d = scores[:, lo:hi, None] - scores[:, None, :]
-            w = weight_block(lo, hi)
-            value = _value(kind, param, d)
-            total += (w * value).sum((1, 2))
-            count += w.sum((1, 2))
-        ctx.save_for_backward(scores)
-        ctx.kind, ctx.param, ctx.weight_block = kind, param, weight_block
-        ctx.mark_non_differentiable(count)
-        return total, count
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_total: Tensor, grad_count: Tensor) -> tuple[Any, ...]:
-        (scores,) = ctx.saved_tensors
-        b, n = scores.shape
-        grad = torch.zeros_like(scores)
-        for lo, hi in _row_blocks(b, n):
-            d = scores[:, lo:hi, None] - scores[:, None, :]
-            deriv = _derivative(ctx.kind, ctx.param, d)
-            g = ctx.weight_block(lo, hi) * deriv * grad_total[:, None, None]
-            grad[:, lo:hi] += g.sum(2)  # d/ds_i of f(s_i - s_j)
-            grad -= g.sum(1)  # d/ds_j
-        return grad, None, None, None
+    """The row blocks of :func:`pair_sums` (whole rows)."""
+    return row_blocks(b, n, _block())
 
 
 def pair_sums(
@@ -87,10 +53,20 @@ def pair_sums(
     """(B,) sums of ``w_ij f(s_i - s_j)`` and (B,) sums of ``w_ij`` over each list's pairs.
 
     ``kind`` is ``"hinge"`` (``f(d) = max(0, param - d)``) or ``"logistic"``
-    (``f(d) = log(1 + exp(-param d))``). Gradients reach ``scores`` only.
+    (``f(d) = log(1 + exp(-param d))``); ``weight_block(lo, hi)`` gives the (B, hi - lo, n)
+    weights of rows ``[lo, hi)``. Gradients reach ``scores`` only.
     """
-    total, count = _PairSum.apply(scores, kind, param, weight_block)
-    return total, count
+    return weighted_pair_sums(scores, kind, param, weight_block, _block())
+
+
+def ordered_pair_sums(
+    scores: Tensor, target: Tensor, mask: Tensor, kind: str, param: float
+) -> tuple[Tensor, Tensor]:
+    """(B,) sums of ``f(s_i - s_j)`` and (B,) numbers of pairs, over the pairs of real items
+    with ``target_i > target_j`` (the weights of :func:`ordered_pairs`, evaluated on half the
+    pair matrix: see :mod:`losslab._autograd.pairwise`). Gradients reach ``scores`` only.
+    """
+    return _ordered_pair_sums(scores, target, mask, kind, param, _block())
 
 
 def ordered_pairs(target: Tensor, mask: Tensor) -> WeightBlock:

@@ -11,7 +11,7 @@ from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
-from losslab.losses.ranking._pairs import ordered_pairs, pair_sums, reduce_pairwise
+from losslab.losses.ranking._pairs import ordered_pair_sums, reduce_pairwise
 
 __all__ = ["PairwiseHingeLoss", "pairwise_hinge_loss"]
 
@@ -44,9 +44,10 @@ def pairwise_hinge_loss(
 
     .. math:: \ell_{ij} = \max\bigl(0,\; m - (s_i - s_j)\bigr)
 
-    The pairs are evaluated in row blocks (memory linear in the list length, see ``_pairs``).
-    A list's loss is the mean of its pair losses, 0 for a list without a pair (one item, all
-    relevances equal, fully masked); such lists have zero gradient and do not count.
+    The pairs are evaluated in row blocks with an analytic gradient (memory linear in the list
+    length, see ``losslab._autograd.pairwise``). A list's loss is the mean of its pair losses,
+    0 for a list without a pair (one item, all relevances equal, fully masked); such lists have
+    zero gradient and do not count.
 
     * ``none``: (B,) per-list means (lists in ascending group-id order for the flat layout),
       times ``sample_weight``;
@@ -82,7 +83,7 @@ def pairwise_hinge_loss(
     lists = as_lists(
         fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
     )
-    total, count = pair_sums(lists.scores, "hinge", margin, ordered_pairs(lists.target, lists.mask))
+    total, count = ordered_pair_sums(lists.scores, lists.target, lists.mask, "hinge", margin)
     return reduce_pairwise(
         total,
         count,

@@ -11,7 +11,7 @@ from losslab._reduce import output_dtype
 from losslab._registry import register
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
-from losslab.losses.ranking._pairs import ordered_pairs, pair_sums, reduce_pairwise
+from losslab.losses.ranking._pairs import ordered_pair_sums, reduce_pairwise
 
 __all__ = ["RankNetLoss", "ranknet_loss"]
 
@@ -50,9 +50,10 @@ def ranknet_loss(
     (the cross-entropy of RankNet with target probability 1, computed as a softplus: finite,
     with a finite gradient, for any finite score difference).
 
-    The pairs are evaluated in row blocks (memory linear in the list length, see ``_pairs``).
-    A list's loss is the mean of its pair losses, 0 for a list without a pair (one item, all
-    relevances equal, fully masked); such lists have zero gradient and do not count.
+    The pairs are evaluated in row blocks with an analytic gradient (memory linear in the list
+    length, see ``losslab._autograd.pairwise``). A list's loss is the mean of its pair losses,
+    0 for a list without a pair (one item, all relevances equal, fully masked); such lists have
+    zero gradient and do not count.
 
     * ``none``: (B,) per-list means (lists in ascending group-id order for the flat layout),
       times ``sample_weight``;
@@ -62,6 +63,13 @@ def ranknet_loss(
       (:math:`S_b` the sum of list b's pair losses, :math:`P_b` its number of pairs), so each pair
       counts the same; with ``"lists"``: the ``sample_weight``-weighted mean of the per-list
       means over the lists with a pair. 0 (zero gradient) when no list has a pair.
+
+    allRank's ``rankNet(y_pred, y_true)`` (defaults ``weight_by_diff=False``,
+    ``weight_by_diff_powed=False``; padded items marked by ``y_true == -1``) is the mean of
+    ``BCEWithLogits(s_i - s_j, 1)`` over every pair with :math:`y_i > y_j` of the batch, i.e.
+    ``ranknet_loss(y_pred, y_true, mask=y_true != -1)`` with the defaults ``sigma=1.0``,
+    ``normalization="pairs"``, ``reduction="mean"`` (except that allRank gives NaN where the
+    batch has no pair, losslab 0). allRank's weighted variants are not offered.
 
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
@@ -86,9 +94,7 @@ def ranknet_loss(
     lists = as_lists(
         fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
     )
-    total, count = pair_sums(
-        lists.scores, "logistic", sigma, ordered_pairs(lists.target, lists.mask)
-    )
+    total, count = ordered_pair_sums(lists.scores, lists.target, lists.mask, "logistic", sigma)
     return reduce_pairwise(
         total,
         count,
