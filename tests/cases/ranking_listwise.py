@@ -58,7 +58,15 @@ def _ideal_dcg(items, k) -> float:
 
 # ---------------------------------------------------------------------------- references
 def _listnet_ref(
-    scores, target, *, mask=None, group=None, sample_weight=None, validate=True, reduction="mean"
+    scores,
+    target,
+    *,
+    mask=None,
+    group=None,
+    sync="local",
+    sample_weight=None,
+    validate=True,
+    reduction="mean",
 ):
     losses, counts = [], []
     for items in ref_lists(scores, target, mask, group):
@@ -83,6 +91,7 @@ def _listmle_ref(
     mask=None,
     group=None,
     seed=None,
+    sync="local",
     sample_weight=None,
     validate=True,
     reduction="mean",
@@ -124,6 +133,7 @@ def _approx_ndcg_ref(
     group=None,
     alpha=10.0,
     k=None,
+    sync="local",
     sample_weight=None,
     validate=True,
     reduction="mean",
@@ -159,6 +169,7 @@ def _neural_ndcg_ref(
     temperature=1.0,
     k=None,
     sinkhorn_iterations=50,
+    sync="local",
     sample_weight=None,
     validate=True,
     reduction="mean",
@@ -250,6 +261,12 @@ def _common_samples(g: torch.Generator, opts: dict[str, Any]) -> list[Sample]:
             (randn(g, 2, 4), torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])),
             dict(opts),
             note="degenerate lists only",
+        ),
+        Sample(
+            (fs, ft),
+            {**opts, "group": fg, "sync": "global"},
+            note="sync=global (no process group: as local)",
+            none_shape=(4,),
         ),
     ]
 
@@ -382,6 +399,13 @@ def ranking_errors(fn: str, **good: Any) -> list[ErrorInput]:
             ValueError,
             r"`sample_weight` must have shape \(N,\) = \(2,\)",
             "sample_weight per item",
+        ),
+        ErrorInput(
+            (s, t),
+            {**good, "sync": "globl"},
+            ValueError,
+            r"`sync` must be one of 'local' \| 'global'; got 'globl'",
+            "sync typo",
         ),
         ErrorInput(
             (s, t),

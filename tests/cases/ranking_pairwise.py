@@ -141,6 +141,12 @@ def pairwise_samples(
                 note="flat-shuffled-groups",
                 none_shape=(3,),
             ),
+            Sample(
+                (randn(g, 11), relevance(g, 11, levels=4)),
+                dict(group=group, sync="global", **option),
+                note="sync=global (no process group: as local)",
+                none_shape=(3,),
+            ),
             Sample((randn(g, 2, 3), ties), note="ties+one-degenerate"),
             Sample((randn(g, 2, 3), torch.ones(2, 3, dtype=torch.float64)), note="all-degenerate"),
         ]
@@ -268,6 +274,13 @@ def pairwise_errors(
             r"`reduction` must be one of 'mean' \| 'sum' \| 'none'; got 'meen'",
             "reduction typo",
         ),
+        ErrorInput(
+            (s, t),
+            dict(sync="globl"),
+            ValueError,
+            r"`sync` must be one of 'local' \| 'global'; got 'globl'",
+            "sync typo",
+        ),
     ]
     negative = t.clone()
     negative[1, 2] = -1.0
@@ -296,6 +309,7 @@ def lambda_reference(
     k: Optional[int] = None,
     sigma: float = 1.0,
     mu: float = 10.0,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",

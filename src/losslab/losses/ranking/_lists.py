@@ -8,12 +8,28 @@
 :func:`as_lists` returns :class:`Lists` with padded (B, n) tensors either way; for the flat
 layout the lists are the groups in ascending id order, items keep their input order within a
 group, and the padding is built with a differentiable scatter (gradients reach ``scores``).
+
+``sync="global"`` (:mod:`losslab.distributed`):
+
+* flat layout: a query's items may sit on several processes (data sharded by item). Every
+  process's ``scores`` (with autograd), ``target`` and ``group`` are gathered (rank order), and
+  the lists are built from the global set, identically on every rank; the loss is then computed
+  on the global lists with a *local* reduction (``Lists.reduce_sync == "local"``), so every
+  rank returns the same global value and each rank's items get ``world`` x their
+  single-process gradient (DDP's averaging divides it back). Group ids must name the same query
+  on every rank. ``sample_weight`` is then one weight per distinct group of the GLOBAL batch
+  (ascending id order), the same (B_global,) tensor on every rank.
+* padded layout: every row is a whole list, nothing is gathered; only the reduction becomes
+  global (``Lists.reduce_sync == "global"``: total and count summed over the ranks).
+
+Value checks (``validate``) then run on the gathered data (flat) or agree over the ranks with
+one small all-reduce (padded), so every rank raises or none does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -38,6 +54,7 @@ class Lists:
     scores: Tensor  # (B, n) compute dtype; padding holds 0
     target: Tensor  # (B, n) compute dtype; padding holds 0
     mask: Tensor  # (B, n) bool, True at real items
+    reduce_sync: str = "local"  # the `sync` the loss's reduction must use
 
     @property
     def lengths(self) -> Tensor:
@@ -54,12 +71,14 @@ def as_lists(
     sample_weight: Optional[Tensor] = None,
     nonnegative_target: bool = False,
     validate: bool = True,
+    sync: str = "local",
 ) -> Lists:
     """Check either layout and return padded lists (see the module docstring).
 
     ``sample_weight`` is per list: (B,) for the padded layout, one weight per distinct group
     (in ascending id order) for the flat one. ``nonnegative_target`` refuses negative
-    relevance (losses that use gains 2^rel - 1).
+    relevance (losses that use gains 2^rel - 1). ``sync`` (already validated): see the module
+    docstring.
     """
     check_floating(fn, "scores", scores)
     check_floating(fn, "target", target)
@@ -76,7 +95,10 @@ def as_lists(
         check_int(fn, "group", group)
         check_same_shape(fn, "group", group, "scores", scores)
         check_same_device(fn, "group", group, "scores", scores)
-        lists = _from_groups(scores.to(dtype), target.to(dtype), group)
+        s, t = scores.to(dtype), target.to(dtype)
+        if sync == "global":
+            s, t, group = _gather_items(s, t, group)
+        lists = _from_groups(s, t, group)
     else:
         if scores.dim() != 2:
             fail(
@@ -108,18 +130,67 @@ def as_lists(
             torch.where(mask, scores.to(dtype), zero),
             torch.where(mask, target.to(dtype), zero),
             mask,
+            reduce_sync=sync,
         )
-    check_range(
-        fn,
-        "target",
-        lists.target,
-        low=0.0 if nonnegative_target else None,
-        validate=validate,
-        mask=lists.mask,
-    )
-    if sample_weight is not None:
-        check_sample_weight(fn, sample_weight, lists.scores.shape[0], scores, validate=validate)
+
+    def check_values() -> None:
+        check_range(
+            fn,
+            "target",
+            lists.target,
+            low=0.0 if nonnegative_target else None,
+            validate=validate,
+            mask=lists.mask,
+        )
+        if sample_weight is not None:
+            check_sample_weight(fn, sample_weight, lists.scores.shape[0], scores, validate=validate)
+
+    if lists.reduce_sync == "global" and validate:
+        _check_on_every_rank(fn, check_values, scores.device)
+    else:
+        check_values()
     return lists
+
+
+def _gather_items(scores: Tensor, target: Tensor, group: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every process's items (rank order): scores with autograd, target and group ids."""
+    from losslab.distributed import all_gather_cat
+
+    # One differentiable gather for scores and target together (the same dtype), one for ids.
+    both = all_gather_cat(torch.stack([scores, target], dim=1))
+    ids = all_gather_cat(group.to(torch.int64))
+    return both[:, 0], both[:, 1], ids
+
+
+def _check_on_every_rank(fn: str, check: Callable[[], None], device: torch.device) -> None:
+    """Run a local value check so that every rank raises or none does (one small all-reduce).
+
+    A rank whose own values fail raises the check's own message; the others raise a
+    ValueError saying that another rank's values failed (instead of waiting forever in the
+    loss's next collective).
+    """
+    from losslab.distributed import is_distributed, sync_sum
+
+    try:
+        check()
+        error: Optional[Exception] = None
+    except ValueError as exc:
+        error = exc
+    if not is_distributed():
+        if error is not None:
+            raise error
+        return
+    failed = sync_sum(torch.tensor([float(error is not None)], device=device), "global")
+    if error is not None:
+        raise error
+    if float(failed[0]) > 0:
+        fail(
+            fn,
+            "target",
+            "pass the value checks on every rank (sync='global')",
+            f"invalid values on {int(failed[0])} other rank(s)",
+            raw_got=True,
+        )
 
 
 def _from_groups(scores: Tensor, target: Tensor, group: Tensor) -> Lists:

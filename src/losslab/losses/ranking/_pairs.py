@@ -88,20 +88,32 @@ def reduce_pairwise(
     *,
     sample_weight: Optional[Tensor],
     out_dtype: torch.dtype,
+    sync: str = "local",
 ) -> Tensor:
     """The reductions of the pairwise losses (see ``pairwise_hinge_loss``).
 
     Per list: its mean over its pairs (0 without a pair). ``none``/``sum``: those (weighted);
     ``mean``: sum_b w_b S_b / sum_b w_b P_b (``"pairs"``) or the weighted mean of the per-list
-    means over the lists with a pair (``"lists"``).
+    means over the lists with a pair (``"lists"``). ``sync="global"`` takes the totals and
+    counts of ``sum``/``mean`` over every rank (padded layout: ``Lists.reduce_sync``).
     """
     has_pair = count > 0
     # clamp: a list without a pair has total 0 (zero gradient) and divides by 1, not 0.
     per_list = total / count.clamp_min(1.0)
     if reduction == "mean" and normalization == "pairs":
         return reduce(
-            per_list, "mean", sample_weight=sample_weight, weight=count, out_dtype=out_dtype
+            per_list,
+            "mean",
+            sample_weight=sample_weight,
+            weight=count,
+            out_dtype=out_dtype,
+            sync=sync,
         )
     return reduce(
-        per_list, reduction, sample_weight=sample_weight, mask=has_pair, out_dtype=out_dtype
+        per_list,
+        reduction,
+        sample_weight=sample_weight,
+        mask=has_pair,
+        out_dtype=out_dtype,
+        sync=sync,
     )

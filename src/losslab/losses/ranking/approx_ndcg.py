@@ -10,6 +10,7 @@ from torch import Tensor
 from losslab._checks import check_float, check_int_option, check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
 from losslab.losses.ranking._ndcg import gains, ideal_dcg
@@ -32,6 +33,7 @@ def approx_ndcg_loss(
     group: Optional[Tensor] = None,
     alpha: float = 10.0,
     k: Optional[int] = None,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -54,6 +56,11 @@ def approx_ndcg_loss(
     item, or fully masked) has loss 0 with zero gradient and is left out of the mean. Pairwise:
     O(n^2) memory per list.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance >= 0, same shape as ``scores``.
@@ -61,6 +68,9 @@ def approx_ndcg_loss(
         group: (N,) integer query ids (flat layout; lists in ascending id order).
         alpha: sharpness of the sigmoid (> 0).
         k: rank cut-off (int >= 1) or ``None`` (the whole list).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``; ``none`` returns (B,).
@@ -74,6 +84,7 @@ def approx_ndcg_loss(
     """
     fn = "approx_ndcg_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     alpha, k = _check_options(fn, alpha, k)
     lists = as_lists(
         fn,
@@ -84,6 +95,7 @@ def approx_ndcg_loss(
         sample_weight=sample_weight,
         nonnegative_target=True,
         validate=validate,
+        sync=sync,
     )
     s, real = lists.scores, lists.mask
     n = s.shape[1]
@@ -103,7 +115,12 @@ def approx_ndcg_loss(
     safe_idcg = torch.where(counts, idcg, torch.ones_like(idcg))
     ndcg = torch.where(counts, dcg / safe_idcg, torch.zeros_like(dcg))
     return reduce(
-        -ndcg, reduction, sample_weight=sample_weight, mask=counts, out_dtype=output_dtype(scores)
+        -ndcg,
+        reduction,
+        sample_weight=sample_weight,
+        mask=counts,
+        out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -116,16 +133,19 @@ class ApproxNDCGLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(approx_ndcg_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
         self,
         *,
         alpha: float = 10.0,
         k: Optional[int] = None,
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("ApproxNDCGLoss", alpha, k)
         check_reduction("ApproxNDCGLoss", reduction)
-        self._store(alpha=alpha, k=k, validate=validate, reduction=reduction)
+        check_sync("ApproxNDCGLoss", sync)
+        self._store(alpha=alpha, k=k, sync=sync, validate=validate, reduction=reduction)

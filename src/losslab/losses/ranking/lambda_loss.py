@@ -11,6 +11,7 @@ from torch import Tensor
 from losslab._checks import check_choice, check_float, check_int_option, check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
 from losslab.losses.ranking._ndcg import discounts, gains, ideal_dcg
@@ -43,6 +44,7 @@ def lambda_loss(
     k: Optional[int] = None,
     sigma: float = 1.0,
     mu: float = 10.0,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -75,6 +77,11 @@ def lambda_loss(
     sum, ``mean`` their ``sample_weight``-weighted mean over the lists that count. Pairs are
     evaluated in row blocks (memory linear in the list length).
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: non-negative relevance, same shape as ``scores``.
@@ -84,6 +91,9 @@ def lambda_loss(
         k: NDCG cut-off (positive int) or None.
         sigma: positive scale of the score differences.
         mu: non-negative weight of NDCG-Loss2 in ``"ndcg_loss2pp"``.
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``.
@@ -97,6 +107,7 @@ def lambda_loss(
     """
     fn = "lambda_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     weighting, k, sigma, mu = _check_options(fn, weighting, k, sigma, mu)
     lists = as_lists(
         fn,
@@ -107,6 +118,7 @@ def lambda_loss(
         sample_weight=sample_weight,
         nonnegative_target=True,
         validate=validate,
+        sync=sync,
     )
     s, t, m = lists.scores, lists.target, lists.mask
     b, n = s.shape
@@ -146,7 +158,12 @@ def lambda_loss(
 
     total, _ = pair_sums(s, "logistic", sigma, weight_block)
     return reduce(
-        total, reduction, sample_weight=sample_weight, mask=counts, out_dtype=output_dtype(scores)
+        total,
+        reduction,
+        sample_weight=sample_weight,
+        mask=counts,
+        out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -159,6 +176,7 @@ class LambdaLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(lambda_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
         self,
@@ -167,12 +185,20 @@ class LambdaLoss(Loss):
         k: Optional[int] = None,
         sigma: float = 1.0,
         mu: float = 10.0,
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("LambdaLoss", weighting, k, sigma, mu)
         check_reduction("LambdaLoss", reduction)
+        check_sync("LambdaLoss", sync)
         self._store(
-            weighting=weighting, k=k, sigma=sigma, mu=mu, validate=validate, reduction=reduction
+            weighting=weighting,
+            k=k,
+            sigma=sigma,
+            mu=mu,
+            sync=sync,
+            validate=validate,
+            reduction=reduction,
         )

@@ -10,6 +10,7 @@ from torch import Tensor
 from losslab._checks import check_reduction, fail
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import Lists, as_lists, has_ordered_pair
 
@@ -46,6 +47,7 @@ def listmle_loss(
     mask: Optional[Tensor] = None,
     group: Optional[Tensor] = None,
     seed: Optional[int] = None,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -66,12 +68,20 @@ def listmle_loss(
     order within a group for the flat layout). A list with no ordered pair (one item, all
     relevances equal, or fully masked) has loss 0 with zero gradient and is left out of the mean.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance, same shape as ``scores``.
         mask: (B, n) bool, True at real items (padded layout only; default all real).
         group: (N,) integer query ids (flat layout; lists in ascending id order).
         seed: int seeding the tie-breaking draw, or ``None`` (ties by position).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``; ``none`` returns (B,).
@@ -85,9 +95,17 @@ def listmle_loss(
     """
     fn = "listmle_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     seed = _check_options(fn, seed)
     lists = as_lists(
-        fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
+        fn,
+        scores,
+        target,
+        mask=mask,
+        group=group,
+        sample_weight=sample_weight,
+        validate=validate,
+        sync=sync,
     )
     order = _ground_truth_order(lists, seed)
     s = lists.scores.gather(1, order)
@@ -101,7 +119,12 @@ def listmle_loss(
     loss = terms.sum(1)
     counts = has_ordered_pair(lists.target, lists.mask)
     return reduce(
-        loss, reduction, sample_weight=sample_weight, mask=counts, out_dtype=output_dtype(scores)
+        loss,
+        reduction,
+        sample_weight=sample_weight,
+        mask=counts,
+        out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -114,11 +137,18 @@ class ListMLELoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(listmle_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
-        self, *, seed: Optional[int] = None, validate: bool = True, reduction: str = "mean"
+        self,
+        *,
+        seed: Optional[int] = None,
+        sync: str = "local",
+        validate: bool = True,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("ListMLELoss", seed)
         check_reduction("ListMLELoss", reduction)
-        self._store(seed=seed, validate=validate, reduction=reduction)
+        check_sync("ListMLELoss", sync)
+        self._store(seed=seed, sync=sync, validate=validate, reduction=reduction)

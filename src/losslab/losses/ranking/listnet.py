@@ -10,6 +10,7 @@ from torch import Tensor
 from losslab._checks import check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists, has_ordered_pair
 
@@ -36,6 +37,7 @@ def listnet_loss(
     *,
     mask: Optional[Tensor] = None,
     group: Optional[Tensor] = None,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -54,11 +56,19 @@ def listnet_loss(
     and it is left out of the mean. ``none`` returns the per-list losses (B,); ``mean`` their
     ``sample_weight``-weighted mean over the lists that count.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance, same shape as ``scores``.
         mask: (B, n) bool, True at real items (padded layout only; default all real).
         group: (N,) integer query ids (flat layout; lists in ascending id order).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``.
@@ -72,15 +82,28 @@ def listnet_loss(
     """
     fn = "listnet_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     lists = as_lists(
-        fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
+        fn,
+        scores,
+        target,
+        mask=mask,
+        group=group,
+        sample_weight=sample_weight,
+        validate=validate,
+        sync=sync,
     )
     log_p_scores = _masked_log_softmax(lists.scores, lists.mask)
     p_target = _masked_log_softmax(lists.target, lists.mask).exp() * lists.mask
     loss = -(p_target * log_p_scores).sum(1)
     counts = has_ordered_pair(lists.target, lists.mask)
     return reduce(
-        loss, reduction, sample_weight=sample_weight, mask=counts, out_dtype=output_dtype(scores)
+        loss,
+        reduction,
+        sample_weight=sample_weight,
+        mask=counts,
+        out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -93,8 +116,12 @@ class ListNetLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(listnet_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
-    def __init__(self, *, validate: bool = True, reduction: str = "mean") -> None:
+    def __init__(
+        self, *, sync: str = "local", validate: bool = True, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         check_reduction("ListNetLoss", reduction)
-        self._store(validate=validate, reduction=reduction)
+        check_sync("ListNetLoss", sync)
+        self._store(sync=sync, validate=validate, reduction=reduction)

@@ -10,6 +10,7 @@ from torch import Tensor
 from losslab._checks import check_float, check_int_option, check_reduction
 from losslab._reduce import output_dtype, reduce
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
 from losslab.losses.ranking._ndcg import discounts, gains, ideal_dcg
@@ -37,6 +38,7 @@ def neural_ndcg_loss(
     temperature: float = 1.0,
     k: Optional[int] = None,
     sinkhorn_iterations: int = 50,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -66,6 +68,11 @@ def neural_ndcg_loss(
     fully masked) has loss 0 with zero gradient and is left out of the mean. O(n^2) memory per
     list.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance >= 0, same shape as ``scores``.
@@ -74,6 +81,9 @@ def neural_ndcg_loss(
         temperature: NeuralSort softmax temperature :math:`\tau` (> 0).
         k: rank cut-off (int >= 1) or ``None`` (the whole list).
         sinkhorn_iterations: number of Sinkhorn (column, row) scalings (int >= 0).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``; ``none`` returns (B,).
@@ -88,6 +98,7 @@ def neural_ndcg_loss(
     """
     fn = "neural_ndcg_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     temperature, k, iterations = _check_options(fn, temperature, k, sinkhorn_iterations)
     lists = as_lists(
         fn,
@@ -98,6 +109,7 @@ def neural_ndcg_loss(
         sample_weight=sample_weight,
         nonnegative_target=True,
         validate=validate,
+        sync=sync,
     )
     s, real = lists.scores, lists.mask
     n = s.shape[1]
@@ -131,7 +143,12 @@ def neural_ndcg_loss(
     safe_idcg = torch.where(counts, idcg, torch.ones_like(idcg))
     ndcg = torch.where(counts, dcg / safe_idcg, torch.zeros_like(dcg))
     return reduce(
-        -ndcg, reduction, sample_weight=sample_weight, mask=counts, out_dtype=output_dtype(scores)
+        -ndcg,
+        reduction,
+        sample_weight=sample_weight,
+        mask=counts,
+        out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -144,6 +161,7 @@ class NeuralNDCGLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(neural_ndcg_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
         self,
@@ -151,16 +169,19 @@ class NeuralNDCGLoss(Loss):
         temperature: float = 1.0,
         k: Optional[int] = None,
         sinkhorn_iterations: int = 50,
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("NeuralNDCGLoss", temperature, k, sinkhorn_iterations)
         check_reduction("NeuralNDCGLoss", reduction)
+        check_sync("NeuralNDCGLoss", sync)
         self._store(
             temperature=temperature,
             k=k,
             sinkhorn_iterations=sinkhorn_iterations,
+            sync=sync,
             validate=validate,
             reduction=reduction,
         )

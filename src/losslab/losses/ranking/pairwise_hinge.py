@@ -9,6 +9,7 @@ from torch import Tensor
 from losslab._checks import check_choice, check_float, check_reduction
 from losslab._reduce import output_dtype
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
 from losslab.losses.ranking._pairs import ordered_pair_sums, reduce_pairwise
@@ -34,6 +35,7 @@ def pairwise_hinge_loss(
     group: Optional[Tensor] = None,
     margin: float = 1.0,
     normalization: str = "pairs",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -58,6 +60,11 @@ def pairwise_hinge_loss(
       counts the same; with ``"lists"``: the ``sample_weight``-weighted mean of the per-list
       means over the lists with a pair. 0 (zero gradient) when no list has a pair.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance, same shape as ``scores`` (any real values; only the order matters).
@@ -65,6 +72,9 @@ def pairwise_hinge_loss(
         group: (N,) integer query ids (flat layout; lists in ascending id order).
         margin: non-negative margin :math:`m`.
         normalization: ``"pairs" | "lists"``, the ``mean`` reduction (above).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``.
@@ -79,9 +89,17 @@ def pairwise_hinge_loss(
     """
     fn = "pairwise_hinge_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     margin, normalization = _check_options(fn, margin, normalization)
     lists = as_lists(
-        fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
+        fn,
+        scores,
+        target,
+        mask=mask,
+        group=group,
+        sample_weight=sample_weight,
+        validate=validate,
+        sync=sync,
     )
     total, count = ordered_pair_sums(lists.scores, lists.target, lists.mask, "hinge", margin)
     return reduce_pairwise(
@@ -91,6 +109,7 @@ def pairwise_hinge_loss(
         reduction,
         sample_weight=sample_weight,
         out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -103,18 +122,25 @@ class PairwiseHingeLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(pairwise_hinge_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
         self,
         *,
         margin: float = 1.0,
         normalization: str = "pairs",
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("PairwiseHingeLoss", margin, normalization)
         check_reduction("PairwiseHingeLoss", reduction)
+        check_sync("PairwiseHingeLoss", sync)
         self._store(
-            margin=margin, normalization=normalization, validate=validate, reduction=reduction
+            margin=margin,
+            normalization=normalization,
+            sync=sync,
+            validate=validate,
+            reduction=reduction,
         )

@@ -9,6 +9,7 @@ from torch import Tensor
 from losslab._checks import check_choice, check_float, check_reduction
 from losslab._reduce import output_dtype
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.ranking._lists import as_lists
 from losslab.losses.ranking._pairs import ordered_pair_sums, reduce_pairwise
@@ -34,6 +35,7 @@ def ranknet_loss(
     group: Optional[Tensor] = None,
     sigma: float = 1.0,
     normalization: str = "pairs",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -71,6 +73,11 @@ def ranknet_loss(
     ``normalization="pairs"``, ``reduction="mean"`` (except that allRank gives NaN where the
     batch has no pair, losslab 0). allRank's weighted variants are not offered.
 
+    Across processes, ``sync="global"`` gives every rank the loss of the global lists: the flat
+    layout gathers every rank's items first (a query's items may sit on several ranks; group
+    ids must name the same query everywhere; ``none`` then returns every global list), the
+    padded layout (whole lists per row) only takes the reduction over every rank's lists.
+
     Args:
         scores: (B, n) padded lists, or (N,) flat items with ``group``; floating point.
         target: relevance, same shape as ``scores`` (any real values; only the order matters).
@@ -78,6 +85,9 @@ def ranknet_loss(
         group: (N,) integer query ids (flat layout; lists in ascending id order).
         sigma: positive scale :math:`\sigma` of the score differences.
         normalization: ``"pairs" | "lists"``, the ``mean`` reduction (above).
+        sync: ``"local" | "global"`` (above and :mod:`losslab.distributed`); with the flat
+            layout and ``"global"``, ``sample_weight`` has one weight per distinct group of
+            the global batch (ascending id order), the same tensor on every rank.
         sample_weight: (B,) non-negative weights per list (per group, ascending id order).
         validate: check values (one host sync).
         reduction: ``"mean" | "sum" | "none"``.
@@ -90,9 +100,17 @@ def ranknet_loss(
     """
     fn = "ranknet_loss"
     check_reduction(fn, reduction)
+    sync = check_sync(fn, sync)
     sigma, normalization = _check_options(fn, sigma, normalization)
     lists = as_lists(
-        fn, scores, target, mask=mask, group=group, sample_weight=sample_weight, validate=validate
+        fn,
+        scores,
+        target,
+        mask=mask,
+        group=group,
+        sample_weight=sample_weight,
+        validate=validate,
+        sync=sync,
     )
     total, count = ordered_pair_sums(lists.scores, lists.target, lists.mask, "logistic", sigma)
     return reduce_pairwise(
@@ -102,6 +120,7 @@ def ranknet_loss(
         reduction,
         sample_weight=sample_weight,
         out_dtype=output_dtype(scores),
+        sync=lists.reduce_sync,
     )
 
 
@@ -114,18 +133,25 @@ class RankNetLoss(Loss):
     input_kind = "scores"
     pointwise = False
     function = staticmethod(ranknet_loss)
+    needs_global_stats = True  # sync="global": lists split across ranks (flat layout)
 
     def __init__(
         self,
         *,
         sigma: float = 1.0,
         normalization: str = "pairs",
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_options("RankNetLoss", sigma, normalization)
         check_reduction("RankNetLoss", reduction)
+        check_sync("RankNetLoss", sync)
         self._store(
-            sigma=sigma, normalization=normalization, validate=validate, reduction=reduction
+            sigma=sigma,
+            normalization=normalization,
+            sync=sync,
+            validate=validate,
+            reduction=reduction,
         )
