@@ -97,3 +97,21 @@ def test_sync_is_validated_and_a_no_op_without_a_process_group() -> None:
         torch.testing.assert_close(fn(*args, **kw, sync="global"), fn(*args, **kw))
         with pytest.raises(ValueError, match=r"`sync` must be one of 'local' \| 'global'"):
             fn(*args, **kw, sync="world")
+
+
+def test_needs_global_stats_iff_the_loss_takes_sync() -> None:
+    """Every loss whose value depends on batch-wide statistics offers sync=, and only those."""
+    import inspect
+
+    import losslab
+
+    for entry in losslab.entries():
+        fn = entry.cls.function
+        if fn is None:
+            continue
+        params = inspect.signature(fn).parameters
+        takes = "sync" in params
+        assert takes == entry.cls.needs_global_stats, (entry.key, takes)
+        if takes:
+            assert params["sync"].default == "local", entry.key
+            assert "sync" in inspect.signature(entry.cls.__init__).parameters, entry.key
