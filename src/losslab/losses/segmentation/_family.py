@@ -10,7 +10,7 @@ from torch import Tensor
 from losslab._checks import as_class_weight, check_reduction
 from losslab._reduce import output_dtype
 from losslab.losses.base import Loss
-from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._inputs import check_common_options, prepare_inputs
 from losslab.losses.segmentation._overlap import (
     Stats,
     check_overlap_options,
@@ -121,7 +121,7 @@ def overlap_loss(
         empty=empty,
         reduction=reduction,
     )
-    prep = prepare(
+    prep = prepare_inputs(  # activated inside the sums, a slice of images at a time
         fn,
         logits,
         target,

@@ -1,6 +1,8 @@
 """Input handling shared by every segmentation loss: modes, activation, ignore, class subsets.
 
-``prepare()`` checks ``(logits, target)`` once and returns a :class:`Prepared` view:
+``prepare()`` checks ``(logits, target)`` once and returns a :class:`Prepared` view
+(``prepare_inputs()``: the same checks and fields but ``probs``, for callers that activate
+later, in slices):
 
 * ``probs``: (B, C, N) activated predictions in the compute dtype (all C classes: softmax
   needs them all), spatial dimensions flattened to N;
@@ -34,6 +36,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from losslab._autograd.overlap_stats import activate
 from losslab._checks import (
     check_choice,
     check_class_ids,
@@ -47,7 +50,15 @@ from losslab._checks import (
 )
 from losslab._reduce import compute_dtype
 
-__all__ = ["ACTIVATIONS", "MODES", "Prepared", "check_common_options", "prepare"]
+__all__ = [
+    "ACTIVATIONS",
+    "MODES",
+    "Inputs",
+    "Prepared",
+    "check_common_options",
+    "prepare",
+    "prepare_inputs",
+]
 
 MODES = ("binary", "multiclass", "multilabel")
 ACTIVATIONS = ("auto", "sigmoid", "softmax", None)
@@ -55,9 +66,10 @@ _NATURAL = {"binary": "sigmoid", "multiclass": "softmax", "multilabel": "sigmoid
 
 
 @dataclass(frozen=True)
-class Prepared:
+class Inputs:
+    """:func:`prepare_inputs`'s result: everything :class:`Prepared` holds but ``probs``."""
+
     logits: Tensor  # (B, C, N) raw inputs in the compute dtype
-    probs: Tensor  # (B, C, N) activated
     ids: Optional[Tensor]  # (B, N) int64, or None
     dense: Optional[Tensor]  # (B, C, N) float, or None
     valid: Optional[Tensor]  # (B, 1, N) or (B, C, N) bool, or None
@@ -67,11 +79,16 @@ class Prepared:
 
     @property
     def batch(self) -> int:
-        return self.probs.shape[0]
+        return self.logits.shape[0]
 
     @property
     def num_classes(self) -> int:
-        return self.probs.shape[1]
+        return self.logits.shape[1]
+
+
+@dataclass(frozen=True)
+class Prepared(Inputs):
+    probs: Tensor  # (B, C, N) activated
 
 
 def check_common_options(
@@ -142,6 +159,43 @@ def prepare(
     validate: bool,
 ) -> Prepared:
     """Check and normalize ``(logits, target)``; see the module docstring."""
+    raw = prepare_inputs(
+        fn,
+        logits,
+        target,
+        mode=mode,
+        activation=activation,
+        ignore_index=ignore_index,
+        classes=classes,
+        include_background=include_background,
+        validate=validate,
+    )
+    return Prepared(
+        logits=raw.logits,
+        ids=raw.ids,
+        dense=raw.dense,
+        valid=raw.valid,
+        selected=raw.selected,
+        activation=raw.activation,
+        spatial=raw.spatial,
+        probs=activate(raw.logits, raw.activation),
+    )
+
+
+def prepare_inputs(
+    fn: str,
+    logits: Tensor,
+    target: Tensor,
+    *,
+    mode: str,
+    activation: Optional[str],
+    ignore_index: Optional[int],
+    classes: Optional[tuple[int, ...]],
+    include_background: bool,
+    validate: bool,
+) -> Inputs:
+    """:func:`prepare` without the activation (every check included): the overlap losses
+    activate inside their sums, a slice of images at a time."""
     check_floating(fn, "logits", logits)
     check_tensor(fn, "target", target)
     check_same_device(fn, "target", target, "logits", logits)
@@ -247,13 +301,8 @@ def prepare(
         )
 
     act = _NATURAL[mode] if activation == "auto" else activation
-    if act == "sigmoid":
-        probs = torch.sigmoid(x)
-    elif act == "softmax":
-        probs = torch.softmax(x, dim=1)
-    else:
+    if act is None:
         check_range(fn, "logits", x, low=0.0, high=1.0, validate=validate)
-        probs = x
 
     selected = None
     if classes is not None or not include_background:
@@ -263,4 +312,4 @@ def prepare(
         if max(chosen) >= channels:
             fail(fn, "classes", f"hold channel indices below C = {channels}", list(chosen))
         selected = torch.tensor(chosen, dtype=torch.long, device=logits.device)
-    return Prepared(x, probs, ids, dense, valid, selected, act, spatial)
+    return Inputs(x, ids, dense, valid, selected, act, spatial)

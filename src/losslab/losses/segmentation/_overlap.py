@@ -32,8 +32,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from losslab._autograd.overlap_stats import overlap_sums, overlap_sums_plain
 from losslab._checks import as_class_weight, check_choice, check_float, check_sample_weight
-from losslab.losses.segmentation._inputs import Prepared
+from losslab.losses.segmentation._inputs import Inputs, Prepared
 
 __all__ = [
     "AGGREGATES",
@@ -85,41 +86,43 @@ def check_overlap_options(
 
 def overlap_stats(
     fn: str,
-    prep: Prepared,
+    prep: Inputs,
     *,
     aggregate: str,
     squared: bool = False,
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
 ) -> Stats:
-    """TP, sum p and sum t per (unit, selected class); sample weights pool images in "batch"."""
-    p = prep.probs
-    if prep.valid is not None:
-        p = p * prep.valid  # ignored positions predict nothing...
-    if prep.ids is not None:
-        ids = prep.ids
-        # Ignored positions carry id 0 and weight 0: they add nothing to class 0's sums.
-        hit = p.gather(1, ids.unsqueeze(1)).squeeze(1)  # p of the target class, (B, N)
-        ones = torch.ones_like(hit) if prep.valid is None else prep.valid.squeeze(1).to(hit.dtype)
-        tp = torch.zeros(p.shape[:2], dtype=p.dtype, device=p.device).scatter_add_(1, ids, hit)
-        tsum = torch.zeros_like(tp).scatter_add_(1, ids, ones)
-        t2sum = tsum  # one-hot targets: t^2 == t
+    """TP, sum p and sum t per (unit, selected class); sample weights pool images in "batch".
+
+    ``prep`` comes from :func:`prepare_inputs` (the sums activate the logits themselves, a
+    slice of images at a time) or :func:`prepare` (its ``probs`` are used). The full-size work
+    runs in :class:`~losslab._autograd.overlap_stats.OverlapSumsFunction` (analytic backward)
+    whenever a gradient is needed; it recomputes the activation of ``prep.logits`` in
+    backward, so ``probs`` that carry a gradient must be that activation (as :func:`prepare`
+    makes them). ``probs`` without a gradient (e.g. the metrics' hard predictions) are summed
+    as they are, under plain autograd. Everything after the per-image sums (class selection,
+    weights, the batch sum) is plain autograd on (B, C) tensors.
+    """
+    probs = prep.probs if isinstance(prep, Prepared) else None
+    if probs is not None and not probs.requires_grad:
+        sums = overlap_sums_plain(probs, prep.ids, prep.dense, prep.valid, squared)
     else:
-        t = prep.dense
-        if t is None:  # pragma: no cover - prepare() always sets one of ids / dense
-            raise AssertionError("prepare() returned no target")
-        if prep.valid is not None:
-            t = t * prep.valid
-        tp = (p * t).sum(-1)
-        tsum = t.sum(-1)
-        t2sum = (t * t).sum(-1) if squared else tsum
-    parts = [tp, p.sum(-1), tsum]
-    if squared:
-        parts += [(p * p).sum(-1), t2sum]
+        sums = overlap_sums(
+            prep.logits,
+            prep.ids,
+            prep.dense,
+            prep.valid,
+            activation=prep.activation,
+            squared=squared,
+            probs=probs,
+        )
+    parts = list(sums.unbind(0))
+    tp = parts[0]
     if prep.selected is not None:
         parts = [x.index_select(1, prep.selected) for x in parts]
     if sample_weight is not None:
-        check_sample_weight(fn, sample_weight, prep.batch, prep.probs, validate=validate)
+        check_sample_weight(fn, sample_weight, prep.batch, prep.logits, validate=validate)
         if aggregate == "batch":
             sw = sample_weight.to(tp.dtype).unsqueeze(1)
             parts = [x * sw for x in parts]
