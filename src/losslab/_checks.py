@@ -292,6 +292,11 @@ def check_class_ids(
     if not validate or is_compiling() or target.numel() == 0:
         return
     with torch.no_grad():
+        # Fast path: one min/max pass and no full-size mask while every id is in range (with
+        # ignore_index = 255 present, the masked check below decides).
+        lo, hi = torch.aminmax(target)
+        if int(lo) >= 0 and int(hi) < num_classes:
+            return
         bad = (target < 0) | (target >= num_classes)
         if ignore_index is not None:
             bad &= target != ignore_index

@@ -17,7 +17,7 @@ from losslab.losses.segmentation._family import (
     check_options,
     common,
 )
-from losslab.losses.segmentation._inputs import prepare
+from losslab.losses.segmentation._inputs import prepare_inputs
 from losslab.losses.segmentation._overlap import Stats, finish, overlap_stats, ratio
 
 __all__ = ["GeneralizedDiceLoss", "generalized_dice_loss"]
@@ -92,7 +92,7 @@ def generalized_dice_loss(
     fn = "generalized_dice_loss"
     opts = check_options(fn, **common(locals(), "reduction"))
     _check_options(fn, weighting, empty)
-    prep = prepare(
+    prep = prepare_inputs(
         fn,
         logits,
         target,
