@@ -116,11 +116,11 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
         out.total.backward()  # DDP averages the gradients over the ranks here
         optimizer.step()
-        losses.append(float(out.total))
-        dice_terms.append(float(out.components["dice"]))
+        losses.append(float(out.total.detach()))
+        dice_terms.append(float(out.components["dice"].detach()))
         if rank == 0 and (step % 10 == 0 or step == args.steps - 1):
-            parts = "  ".join(f"{k} {float(v):.4f}" for k, v in out.components.items())
-            print(f"step {step:3d}  loss {float(out.total):.4f}  ({parts})", flush=True)
+            parts = "  ".join(f"{k} {float(v.detach()):.4f}" for k, v in out.components.items())
+            print(f"step {step:3d}  loss {float(out.total.detach()):.4f}  ({parts})", flush=True)
 
     # The Dice term is global (sync="global"): every rank saw the same value at every step.
     # (The cross-entropy term is each shard's own mean; DDP averages its gradients.)

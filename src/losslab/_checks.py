@@ -19,6 +19,7 @@ from typing import Any, NoReturn, Optional, Union
 
 import torch
 from torch import Tensor
+from typing_extensions import TypeGuard
 
 __all__ = [
     "REDUCTIONS",
@@ -92,7 +93,7 @@ def suggest(value: str, choices: Iterable[str]) -> Optional[str]:
     return f"Did you mean {close[0]!r}?" if close else None
 
 
-def is_sequence(value: Any) -> bool:
+def is_sequence(value: Any) -> TypeGuard[Sequence[Any]]:
     """A list-like option value: any ``Sequence`` but a string or a tensor.
 
     Config systems hand options over in their own containers (OmegaConf's ``ListConfig`` under

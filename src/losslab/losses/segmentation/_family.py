@@ -9,6 +9,7 @@ from torch import Tensor
 
 from losslab._checks import as_class_weight, check_reduction
 from losslab._reduce import output_dtype
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import check_common_options, prepare_inputs
 from losslab.losses.segmentation._overlap import (
@@ -33,6 +34,7 @@ COMMON = (
     "smooth",
     "eps",
     "empty",
+    "sync",
 )
 PER_CALL = ("sample_weight", "validate", "reduction")
 
@@ -55,6 +57,7 @@ def check_options(
     smooth: float,
     eps: float,
     empty: str,
+    sync: str,
     reduction: str,
 ) -> dict[str, Any]:
     """Every option the overlap losses share, checked once; returns them normalized."""
@@ -69,6 +72,7 @@ def check_options(
     smooth, eps = check_overlap_options(
         fn, aggregate=aggregate, smooth=smooth, eps=eps, empty=empty
     )
+    sync = check_sync(fn, sync)
     check_reduction(fn, reduction)
     class_weight = as_class_weight(fn, "class_weight", class_weight, None)
     return dict(
@@ -82,6 +86,7 @@ def check_options(
         smooth=smooth,
         eps=eps,
         empty=empty,
+        sync=sync,
     )
 
 
@@ -102,6 +107,7 @@ def overlap_loss(
     smooth: float,
     eps: float,
     empty: str,
+    sync: str,
     sample_weight: Optional[Tensor],
     validate: bool,
     reduction: str,
@@ -119,6 +125,7 @@ def overlap_loss(
         smooth=smooth,
         eps=eps,
         empty=empty,
+        sync=sync,
         reduction=reduction,
     )
     prep = prepare_inputs(  # activated inside the sums, a slice of images at a time
@@ -139,6 +146,7 @@ def overlap_loss(
         squared=squared,
         sample_weight=sample_weight,
         validate=validate,
+        sync=opts["sync"],
     )
     loss = per_class(stats)
     return finish(
@@ -154,6 +162,7 @@ def overlap_loss(
         reduction=reduction,
         out_dtype=output_dtype(logits),
         validate=validate,
+        sync=opts["sync"],
     )
 
 
@@ -163,3 +172,4 @@ class OverlapLoss(Loss):
     family = "segmentation"
     input_kind = "logits"
     pointwise = False
+    needs_global_stats = True  # aggregate="batch"; sync="global" makes it exact

@@ -29,6 +29,7 @@ never reaches an index operation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -228,7 +229,9 @@ def prepare_inputs(
             hint="Use mode='binary' for one foreground channel.",
         )
     dtype = compute_dtype(logits)
-    x = logits.to(dtype).reshape(batch, channels, -1)
+    # Explicit N, not -1: an empty batch (a rank's empty shard under sync="global") reshapes.
+    n = math.prod(logits.shape[2:])
+    x = logits.to(dtype).reshape(batch, channels, n)
 
     ids: Optional[Tensor] = None
     dense: Optional[Tensor] = None
@@ -246,7 +249,7 @@ def prepare_inputs(
             )
         num = 2 if mode == "binary" else channels
         check_class_ids(fn, "target", target, num, ignore_index=ignore_index, validate=validate)
-        flat = target.reshape(batch, -1)
+        flat = target.reshape(batch, n)
         if ignore_index is not None:
             keep = flat != ignore_index
             valid = keep.unsqueeze(1)
@@ -271,7 +274,7 @@ def prepare_inputs(
                 raw_got=True,
                 hint=hint,
             )
-        t = target.to(dtype).reshape(batch, channels, -1)
+        t = target.to(dtype).reshape(batch, channels, n)
         if ignore_index is not None:
             if mode == "multiclass":
                 fail(

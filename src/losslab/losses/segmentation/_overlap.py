@@ -34,6 +34,7 @@ from torch import Tensor
 
 from losslab._autograd.overlap_stats import overlap_sums, overlap_sums_plain
 from losslab._checks import as_class_weight, check_choice, check_float, check_sample_weight
+from losslab.distributed import sync_sum
 from losslab.losses.segmentation._inputs import Inputs, Prepared
 
 __all__ = [
@@ -92,8 +93,13 @@ def overlap_stats(
     squared: bool = False,
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
+    sync: str = "local",
 ) -> Stats:
     """TP, sum p and sum t per (unit, selected class); sample weights pool images in "batch".
+
+    With ``aggregate="batch"`` and ``sync="global"`` the (1, C') sums are summed over the
+    processes in one collective (:mod:`losslab.distributed`): every rank then holds the
+    statistics of the global batch.
 
     ``prep`` comes from :func:`prepare_inputs` (the sums activate the logits themselves, a
     slice of images at a time) or :func:`prepare` (its ``probs`` are used). The full-size work
@@ -128,6 +134,8 @@ def overlap_stats(
             parts = [x * sw for x in parts]
     if aggregate == "batch":
         parts = [x.sum(0, keepdim=True) for x in parts]
+        if sync == "global":
+            parts = list(sync_sum(torch.stack(parts), sync).unbind(0))
     return Stats(*parts)
 
 
@@ -157,6 +165,7 @@ def finish(
     reduction: str,
     out_dtype: torch.dtype,
     validate: bool,
+    sync: str = "local",
 ) -> Tensor:
     """Average a per (unit, class) loss over classes, then reduce over units.
 
@@ -182,6 +191,7 @@ def finish(
         sample_weight=sample_weight,
         reduction=reduction,
         out_dtype=out_dtype,
+        sync=sync,
     )
 
 
@@ -193,6 +203,7 @@ def reduce_units(
     sample_weight: Optional[Tensor],
     reduction: str,
     out_dtype: torch.dtype,
+    sync: str = "local",
 ) -> Tensor:
     """Reduce (U,) unit losses; ``counted`` (U,) marks the units that count in the mean.
 
@@ -210,7 +221,9 @@ def reduce_units(
         weights = weights * sw
     if reduction == "none":
         return per_unit.to(out_dtype)
-    total = per_unit.sum()
+    # sync="global": the images' total and weight over every process (one collective), so
+    # the mean is the one of the global batch; "batch" units are global already.
+    total, weight = sync_sum(torch.stack([per_unit.sum(), weights.sum()]), sync).unbind(0)
     if reduction == "sum":
         return total.to(out_dtype)
-    return (total / weights.sum().clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)
+    return (total / weight.clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)

@@ -46,6 +46,7 @@ def dice_loss(
     smooth: float = 1.0,
     eps: float = 1e-6,
     empty: str = "ratio",
+    sync: str = "local",
     squared: bool = False,
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
@@ -82,6 +83,11 @@ def dice_loss(
         eps: floor of the denominator.
         empty: what a class with no target contributes: ``"ratio"`` | ``"skip"`` |
             ``"zero"`` (see :mod:`losslab.losses.segmentation._overlap`).
+        sync: ``"local"`` (default) or ``"global"``: under ``torch.distributed``, sum the
+            ``aggregate="batch"`` statistics over every process before the ratio, and take the
+            mean over images (``"image"``) over every process's images, so each rank returns
+            the loss of the global batch (:mod:`losslab.distributed`; ``reduction="none"``
+            stays local).
         squared: squared terms in the denominator.
         sample_weight: (B,) image weights (weighted mean over images; for "batch" they
             weight each image's statistics).
@@ -129,6 +135,7 @@ class DiceLoss(OverlapLoss):
         smooth: float = 1.0,
         eps: float = 1e-6,
         empty: str = "ratio",
+        sync: str = "local",
         squared: bool = False,
         validate: bool = True,
         reduction: str = "mean",

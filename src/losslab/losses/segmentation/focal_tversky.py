@@ -46,6 +46,7 @@ def focal_tversky_loss(
     smooth: float = 1.0,
     eps: float = 1e-6,
     empty: str = "ratio",
+    sync: str = "local",
     alpha: float = 0.3,
     beta: float = 0.7,
     gamma: float = 0.75,
@@ -67,7 +68,8 @@ def focal_tversky_loss(
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
         target: class ids (B, *spatial) or a dense mask of ``logits``' shape (see ``mode``).
         mode, activation, class_weight, ignore_index, classes, include_background,
-            aggregate, smooth, eps, empty: as in :func:`~losslab.losses.segmentation.dice.dice_loss`.
+            aggregate, smooth, eps, empty, sync: as in
+            :func:`~losslab.losses.segmentation.dice.dice_loss`.
         alpha: weight of the false positives (>= 0).
         beta: weight of the false negatives (>= 0).
         gamma: exponent of the per-class loss (> 0); Abraham & Khan recommend 4/3 in their
@@ -128,6 +130,7 @@ class FocalTverskyLoss(OverlapLoss):
         smooth: float = 1.0,
         eps: float = 1e-6,
         empty: str = "ratio",
+        sync: str = "local",
         alpha: float = 0.3,
         beta: float = 0.7,
         gamma: float = 0.75,

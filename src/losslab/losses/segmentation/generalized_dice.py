@@ -50,6 +50,7 @@ def generalized_dice_loss(
     smooth: float = 1.0,
     eps: float = 1e-6,
     empty: str = "ratio",
+    sync: str = "local",
     weighting: str = "square",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
@@ -76,6 +77,8 @@ def generalized_dice_loss(
         empty: ``"ratio"`` or ``"skip"`` (see above).
         weighting: ``"square"`` (the paper's), ``"simple"`` or ``"uniform"``.
         sample_weight: (B,) image weights.
+        sync: ``"local"`` or ``"global"``: the class volumes and sums over every process
+            (as in :func:`~losslab.losses.segmentation.dice.dice_loss`).
         validate: check target values (one host sync).
         reduction: ``"mean" | "sum" | "none"`` over images; ``none`` gives (B,) for
             ``aggregate="image"`` and a 0-d tensor for ``"batch"``.
@@ -104,7 +107,12 @@ def generalized_dice_loss(
         validate=validate,
     )
     stats = overlap_stats(
-        fn, prep, aggregate=aggregate, sample_weight=sample_weight, validate=validate
+        fn,
+        prep,
+        aggregate=aggregate,
+        sample_weight=sample_weight,
+        validate=validate,
+        sync=opts["sync"],
     )
     volume = stats.tsum
     if weighting == "square":
@@ -145,6 +153,7 @@ def generalized_dice_loss(
         reduction=reduction,
         out_dtype=output_dtype(logits),
         validate=validate,
+        sync=opts["sync"],
     )
 
 
@@ -168,6 +177,7 @@ class GeneralizedDiceLoss(OverlapLoss):
         smooth: float = 1.0,
         eps: float = 1e-6,
         empty: str = "ratio",
+        sync: str = "local",
         weighting: str = "square",
         validate: bool = True,
         reduction: str = "mean",

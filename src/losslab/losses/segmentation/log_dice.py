@@ -37,6 +37,7 @@ def log_dice_loss(
     smooth: float = 1.0,
     eps: float = 1e-6,
     empty: str = "ratio",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -54,7 +55,8 @@ def log_dice_loss(
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
         target: class ids (B, *spatial) or a dense mask of ``logits``' shape (see ``mode``).
         mode, activation, class_weight, ignore_index, classes, include_background,
-            aggregate, smooth, eps, empty: as in :func:`~losslab.losses.segmentation.dice.dice_loss`.
+            aggregate, smooth, eps, empty, sync: as in
+            :func:`~losslab.losses.segmentation.dice.dice_loss`.
         sample_weight: (B,) image weights.
         validate: check target values (one host sync).
         reduction: ``"mean" | "sum" | "none"`` over images; ``none`` gives (B,) for
@@ -104,6 +106,7 @@ class LogDiceLoss(OverlapLoss):
         smooth: float = 1.0,
         eps: float = 1e-6,
         empty: str = "ratio",
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:

@@ -41,6 +41,7 @@ def tversky_loss(
     smooth: float = 1.0,
     eps: float = 1e-6,
     empty: str = "ratio",
+    sync: str = "local",
     alpha: float = 0.5,
     beta: float = 0.5,
     sample_weight: Optional[Tensor] = None,
@@ -61,7 +62,8 @@ def tversky_loss(
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
         target: class ids (B, *spatial) or a dense mask of ``logits``' shape (see ``mode``).
         mode, activation, class_weight, ignore_index, classes, include_background,
-            aggregate, smooth, eps, empty: as in :func:`~losslab.losses.segmentation.dice.dice_loss`.
+            aggregate, smooth, eps, empty, sync: as in
+            :func:`~losslab.losses.segmentation.dice.dice_loss`.
         alpha: weight of the false positives (>= 0).
         beta: weight of the false negatives (>= 0). ``alpha = beta = 0.5`` is Dice,
             ``1, 1`` is Jaccard, exactly so with ``smooth=0`` (the smoothing term is added
@@ -118,6 +120,7 @@ class TverskyLoss(OverlapLoss):
         smooth: float = 1.0,
         eps: float = 1e-6,
         empty: str = "ratio",
+        sync: str = "local",
         alpha: float = 0.5,
         beta: float = 0.5,
         validate: bool = True,
