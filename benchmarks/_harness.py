@@ -80,6 +80,13 @@ def time_round_robin(
     return out
 
 
+def allocator() -> str:
+    """The glibc allocator settings of this process, for the tables' notes."""
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
+    set_ = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
+    return "glibc, " + (" ".join(set_) if set_ else "default settings (no MALLOC_* set)")
+
+
 def _read_status(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:

@@ -39,7 +39,14 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import measure_peak_here, peak_in_subprocess, print_table, step_fn, time_round_robin
+from _harness import (
+    allocator,
+    measure_peak_here,
+    peak_in_subprocess,
+    print_table,
+    step_fn,
+    time_round_robin,
+)
 
 import losslab
 import losslab.losses.classification.bce as bce_module
@@ -141,12 +148,6 @@ def floor_step(x: Tensor, y: Tensor) -> Callable[[], None]:
         torch.mul(xd, y)
 
     return step
-
-
-def allocator() -> str:
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
-    set_ = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
-    return "glibc, " + (" ".join(set_) if set_ else "default settings (no MALLOC_* set)")
 
 
 def peak_mode(case: str, impl: str) -> None:

@@ -53,7 +53,14 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import measure_peak_here, peak_in_subprocess, print_table, step_fn, time_round_robin
+from _harness import (
+    allocator,
+    measure_peak_here,
+    peak_in_subprocess,
+    print_table,
+    step_fn,
+    time_round_robin,
+)
 
 from losslab.functional import dice_loss, jaccard_loss, tversky_loss
 
@@ -191,12 +198,6 @@ def peak_mode(case: str, impl: str) -> None:
     torch.set_num_threads(2)
     x, y = inputs(case)
     print(json.dumps({"peak": measure_peak_here(step_fn(implementations(case)[impl], x, y))}))
-
-
-def allocator() -> str:
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
-    set_ = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
-    return "glibc, " + (" ".join(set_) if set_ else "default settings (no MALLOC_* set)")
 
 
 def main(rounds: int = 15) -> None:

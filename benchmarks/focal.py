@@ -53,7 +53,14 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import measure_peak_here, peak_in_subprocess, print_table, step_fn, time_round_robin
+from _harness import (
+    allocator,
+    measure_peak_here,
+    peak_in_subprocess,
+    print_table,
+    step_fn,
+    time_round_robin,
+)
 
 from losslab.functional import sigmoid_focal_loss, softmax_focal_loss
 
@@ -197,12 +204,6 @@ def peak_mode(case: str, impl: str) -> None:
     x, target, _ = inputs(case)
     step = step_fn(impls_for(CASES[case][0])[impl], x, target)
     print(json.dumps({"peak": measure_peak_here(step)}))
-
-
-def allocator() -> str:
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
-    set_ = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
-    return "glibc, " + (" ".join(set_) if set_ else "default settings (no MALLOC_* set)")
 
 
 def main(rounds: int) -> None:

@@ -52,7 +52,14 @@ from torch import Tensor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _harness import measure_peak_here, peak_in_subprocess, print_table, step_fn, time_round_robin
+from _harness import (
+    allocator,
+    measure_peak_here,
+    peak_in_subprocess,
+    print_table,
+    step_fn,
+    time_round_robin,
+)
 
 from losslab.functional import lovasz_hinge_loss, lovasz_softmax_loss
 
@@ -222,12 +229,6 @@ def check(case: str) -> dict[str, float]:
             raise AssertionError(f"{case}: smp {values['smp']} vs losslab {values['losslab']}")
         errors["smp value"] = rel
     return errors
-
-
-def allocator() -> str:
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "LD_PRELOAD")
-    set_ = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
-    return "glibc, " + (" ".join(set_) if set_ else "default settings (no MALLOC_* set)")
 
 
 def peak_mode(case: str, impl: str) -> None:
