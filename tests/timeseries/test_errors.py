@@ -409,7 +409,8 @@ def test_wape_zero_denominator_without_validation() -> None:
 
 
 def test_wape_metadata_and_module() -> None:
-    assert not WAPELoss.pointwise and not WAPELoss.needs_global_stats
+    # aggregate="batch" is a batch statistic: sync="global" makes it exact across processes.
+    assert not WAPELoss.pointwise and WAPELoss.needs_global_stats
     assert "batch statistic" in (WAPELoss.__doc__ or "")
     assert "statistic" in (wape_loss.__doc__ or "")
     pred, target = torch.rand(3, 4), torch.rand(3, 4) + 0.1
