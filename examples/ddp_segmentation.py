@@ -154,7 +154,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "dice_spread_across_ranks": spread,
     }
     if distributed:
-        dist.barrier()  # both ranks reach teardown together (gloo aborts a peer torn down early)
+        dist.barrier()  # both ranks reach teardown together
         dist.destroy_process_group()
     return result
 

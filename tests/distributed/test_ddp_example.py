@@ -33,22 +33,23 @@ def test_runs_as_one_process() -> None:
 def test_two_steps_under_torchrun() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(EXAMPLE),
-            "--tiny",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        check=False,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(EXAMPLE),
+        "--tiny",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    # Known, not ours: on an oversubscribed CPU a gloo worker sometimes aborts at interpreter
+    # exit *after* the run completed and printed its last line ("terminate called without an
+    # active exception" from a joinable std::thread; seen with and without
+    # destroy_process_group). Only that exact failure is retried, once; anything else fails.
+    teardown = "terminate called without an active exception"
+    if proc.returncode != 0 and teardown in proc.stderr and "world_size=2" in proc.stdout:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     final = re.search(r"world_size=2 .* dice term spread across ranks (\S+)", proc.stdout)
     assert final, proc.stdout + proc.stderr
