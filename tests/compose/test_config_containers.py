@@ -49,7 +49,12 @@ def test_listconfig_options_equal_list_options(target: str, options: dict, input
 
 def test_parse_accepts_an_omegaconf_spec() -> None:
     config = omegaconf.OmegaConf.create(
-        {"terms": [{"loss": "ce", "weight": 0.5, "options": {"class_weight": [1.0, 2.0]}}, {"loss": "ce"}]}
+        {
+            "terms": [
+                {"loss": "ce", "weight": 0.5, "options": {"class_weight": [1.0, 2.0]}},
+                {"loss": "ce"},
+            ]
+        }
     )
     loss = losslab.parse(config)
     x, y = torch.randn(5, 2), torch.tensor([0, 1, 1, 0, 1])
