@@ -19,6 +19,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from losslab.distributed import sync_sum
+
 __all__ = ["compute_dtype", "output_dtype", "reduce", "upcast"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -57,14 +59,6 @@ def output_dtype(x: Tensor) -> torch.dtype:
 def _along_dim0(w: Tensor, like: Tensor) -> Tensor:
     """View a per-sample weight (N,) so that it multiplies dim 0 of ``like``."""
     return w.reshape((w.shape[0],) + (1,) * (like.dim() - 1))
-
-
-def _sync_sum(x: Tensor, sync: str) -> Tensor:
-    if sync == "local":
-        return x
-    from losslab.distributed import sync_sum  # imports torch.distributed lazily
-
-    return sync_sum(x, sync)
 
 
 def reduce(
@@ -112,12 +106,12 @@ def reduce(
         return weighted.to(out_dtype)
     total = weighted.sum()
     if reduction == "sum":
-        return _sync_sum(total, sync).to(out_dtype)
+        return sync_sum(total, sync).to(out_dtype)
     # "mean": divide by the valid, weighted count.
     if w is None and mask is None:
         if sync == "global":
             count = total.new_tensor(float(loss.numel()))
-            total, count = _sync_sum(torch.stack([total, count]), sync).unbind()
+            total, count = sync_sum(torch.stack([total, count]), sync).unbind()
             return (total / count.clamp_min(1.0)).to(out_dtype)
         return (total / max(loss.numel(), 1)).to(out_dtype)
     if w is None:
@@ -126,6 +120,6 @@ def reduce(
     else:
         count = torch.broadcast_to(w, loss.shape).sum()
     if sync == "global":
-        total, count = _sync_sum(torch.stack([total, count.to(total.dtype)]), sync).unbind()
+        total, count = sync_sum(torch.stack([total, count.to(total.dtype)]), sync).unbind()
     # A zero count means every contribution is zero: total / tiny == 0, gradient 0 * (1/tiny) == 0.
     return (total / count.clamp_min(torch.finfo(total.dtype).tiny)).to(out_dtype)
