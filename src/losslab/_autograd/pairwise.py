@@ -21,7 +21,7 @@ with the hinge :math:`f(d) = \max(0, m - d)` or the logistic (RankNet) loss
 :math:`P_b` gets none (the weights are constants). Both derivatives are bounded by
 :math:`\max(1, \sigma)` and computed without overflow: ``softplus`` is
 :math:`\max(z, 0) - \log(1 - p)` with :math:`p = \operatorname{sigmoid}(-|z|) \le 1/2` and a
-compensated logarithm (see :func:`softplus`: ~1 ulp for any :math:`z`, where
+compensated logarithm (see :mod:`losslab._autograd._math`: ~2 ulp for any :math:`z`, where
 :math:`\log(1 + e^{z})` would overflow and ``exp`` is slow), and ``sigmoid`` saturates to exactly
 0 or 1, so :math:`|s| = 10^4` in float32 gives finite values and gradients.
 
@@ -83,6 +83,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from losslab._autograd._math import softplus
+
 __all__ = [
     "KINDS",
     "OrderedPairSumFunction",
@@ -112,24 +114,6 @@ def row_blocks(b: int, n: int, block: int, *, triangle: bool = False) -> list[tu
         out.append((lo, hi))
         lo = hi
     return out
-
-
-def softplus(z: Tensor) -> Tensor:
-    """log(1 + e^z) to ~1 ulp for any z, in new buffers (z is kept).
-
-    softplus(z) = max(z, 0) - log(1 - p) with p = sigmoid(-|z|) in [0, 1/2]. u = fl(1 - p)
-    errs by exactly e = (1 - u) - p (two Sterbenz subtractions), and
-    log(1 - p) = log(u) + e / u to first order, so tiny p (z << 0) keeps its digits
-    (log(1) + p). Why not ``F.softplus`` or ``exp``: torch's vectorized ``exp`` falls back to
-    ~10 ns per element for arguments below -88 (float32; ~30 ns where the result is
-    subnormal), which every pair outside the margin of a penalty hits, and torch 2.14's float32
-    ``log1p`` (inside ``F.softplus``) takes ~9 ns per element; ``sigmoid`` and ``log`` stay at
-    ~0.5-1 ns for any argument, and the rest are cheap passes (~3 ns per element in all).
-    """
-    p = torch.sigmoid(z.abs().neg_())
-    u = torch.rsub(p, 1.0)
-    e = torch.rsub(u, 1.0).sub_(p).div_(u)
-    return u.log_().add_(e).neg_().add_(z.clamp_min(0.0))
 
 
 def _value(kind: str, param: float, d: Tensor) -> Tensor:
