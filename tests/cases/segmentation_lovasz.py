@@ -83,6 +83,7 @@ def hinge_reference(
     *,
     ignore_index: Optional[int] = None,
     aggregate: str = "image",
+    sync: str = "local",  # without a process group "global" is "local"
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -111,6 +112,7 @@ def softmax_reference(
     include_background: bool = True,
     aggregate: str = "image",
     present_only: bool = True,
+    sync: str = "local",  # without a process group "global" is "local"
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -194,6 +196,12 @@ def _hinge_samples(g: torch.Generator) -> list[Sample]:
             note="dense ignore batch",
             none_shape=(),
         ),
+        Sample(
+            (randn(g, 3, 1, 3, 4, scale=2.0), _bits(g, 3, 1, 3, 4)),
+            {"aggregate": "batch", "sync": "global"},
+            note="sync global batch (one process: local)",
+            none_shape=(),
+        ),
     ]
 
 
@@ -253,6 +261,22 @@ def _softmax_samples(g: torch.Generator) -> list[Sample]:
             {"activation": "softmax", "aggregate": "batch"},
             note="dense one-hot batch",
             none_shape=(),
+        ),
+        Sample(
+            (randn(g, 3, 3, 3, 4, scale=2.0), ids_ign),
+            {
+                "ignore_index": 255,
+                "aggregate": "batch",
+                "sync": "global",
+                "sample_weight": torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64),
+            },
+            note="sync global batch ignore sample_weight (one process: local)",
+            none_shape=(),
+        ),
+        Sample(
+            (randn(g, 3, 4, 3, 4, scale=2.0), ids),
+            {"sync": "global"},
+            note="sync global image mean (one process: local)",
         ),
     ]
 
@@ -416,6 +440,13 @@ def _hinge_errors() -> list[ErrorInput]:
             r"`target` must have values in",
             "NaN target",
         ),
+        e(
+            (x, t),
+            {"sync": "globl"},
+            ValueError,
+            fn + r"`sync` must be one of 'local' \| 'global'.*Did you mean 'global'",
+            "sync typo",
+        ),
     ]
 
 
@@ -532,6 +563,13 @@ def _softmax_errors() -> list[ErrorInput]:
             ValueError,
             r"`target` must have shape \(2, 3, 3\) \(class ids\)",
             "ids shape",
+        ),
+        e(
+            (x, ids),
+            {"sync": "all"},
+            ValueError,
+            fn + r"`sync` must be one of 'local' \| 'global'; got 'all'",
+            "sync",
         ),
     ]
 

@@ -211,7 +211,8 @@ class _Rows:
 
     def block_size(self) -> int:
         """Pixels of the largest block."""
-        return max((r1 - r0) * self.M for _, _, r0, r1 in self.blocks()) if self.M else 0
+        # default: no block at all for an empty batch (a rank's empty shard, sync="global")
+        return max(((r1 - r0) * self.M for _, _, r0, r1 in self.blocks()), default=0)
 
     def take(self, t: Tensor, lo: int, hi: int) -> Tensor:
         """The block of a (B, C or 1, N) input, selected classes only; one channel broadcasts."""
@@ -602,8 +603,11 @@ class LovaszFunction(torch.autograd.Function):
         layout = _Rows(batch, k, pixels, ctx.aggregate, selected)
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         nones = (None,) * 11
-        if slope is None or layout.M == 0:
+        if slope is None:
             return (None, None, *nones)
+        if layout.M == 0:  # no pixel at all (an empty batch): zero gradients, not undefined ones
+            zero = slope.new_zeros((batch, channels, pixels))
+            return (zero if need_x else None, zero if need_t else None, *nones)
         scale = grad.view(layout.U, k, 1)  # (B, K, 1) or (1, K, 1)
         per_pixel = layout.full(slope)  # (B, K, N) view of the pixel-order slopes
         if ctx.kind == "hinge":

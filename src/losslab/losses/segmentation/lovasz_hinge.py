@@ -7,7 +7,7 @@ analytic backward pass) is ``losslab._autograd.lovasz``, shared with ``lovasz_so
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import torch
 from torch import Tensor
@@ -23,13 +23,16 @@ from losslab._checks import (
 )
 from losslab._reduce import output_dtype
 from losslab._registry import register
+from losslab.distributed import all_gather_cat, check_sync, is_distributed, sync_sum
 from losslab.losses.base import Loss
-from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._inputs import Prepared, check_common_options, prepare
 from losslab.losses.segmentation._overlap import reduce_units
 
 __all__ = ["LovaszHingeLoss", "lovasz_hinge_loss"]
 
 AGGREGATES = ("image", "batch")
+
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------- shared machinery
@@ -57,8 +60,89 @@ def check_hard_labels(fn: str, target: Tensor, valid: Optional[Tensor], *, valid
             )
 
 
+def checked_everywhere(
+    fn: str, sync: str, validate: bool, like: object, checks: Callable[[], _T]
+) -> _T:
+    """Run the input checks ``checks()`` so that, under ``sync="global"``, every rank raises or
+    none does (one small all-reduce of a failure flag, only with ``validate`` and a process
+    group): a rank whose own inputs fail raises their message, the others a ValueError saying
+    that another rank's inputs failed, instead of waiting forever in the loss's collectives.
+    """
+    if not (sync == "global" and validate and is_distributed()):
+        return checks()
+    error: Optional[Exception] = None
+    try:
+        result: Optional[_T] = checks()
+    except (TypeError, ValueError) as exc:
+        result, error = None, exc
+    device = like.device if isinstance(like, Tensor) else torch.device("cpu")
+    failed = sync_sum(torch.tensor([float(error is not None)], device=device), "global")
+    if error is not None:
+        raise error
+    if float(failed[0]) > 0:
+        fail(
+            fn,
+            "target",
+            "pass the input checks on every rank (sync='global')",
+            f"invalid inputs on {int(failed[0])} other rank(s)",
+            raw_got=True,
+        )
+    return result  # type: ignore[return-value]
+
+
+def gather_batch(
+    x: Tensor,
+    *,
+    target: Optional[Tensor],
+    ids: Optional[Tensor],
+    valid: Optional[Tensor],
+    pixel_weight: Optional[Tensor],
+) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """Every rank's rows of the Lovasz inputs, concatenated in rank order (``sync="global"``).
+
+    ``x`` (B, C, N) in the compute dtype, ``target`` (B, C, N) dense labels, ``ids`` (B, N),
+    ``valid`` (B, 1 or C, N) and the batch's ``pixel_weight`` (B,) travel as channels of one
+    tensor in ``x``'s dtype: one differentiable gather (gradients reach ``x``, and ``target``
+    when it requires one). Class ids and the 0/1 mask are exact there (integers below 2^24);
+    the weights are the values the Lovasz Function reads anyway (it casts them to ``x``'s
+    dtype). The concatenation is the batch of one process, pixel for pixel, so the sort (ties
+    in pixel order) and every count are those of one process. Without a process group the
+    inputs come back unchanged.
+    """
+    if not is_distributed():
+        return x, target, ids, valid, pixel_weight
+    b, c, n = x.shape
+    dtype = x.dtype
+    parts = [x]
+    if target is not None:
+        parts.append(target.to(dtype))
+    if ids is not None:
+        parts.append(ids.to(dtype).unsqueeze(1))
+    if valid is not None:
+        parts.append(valid.to(dtype).expand(b, valid.shape[1], n))
+    if pixel_weight is not None:
+        parts.append(pixel_weight.to(dtype).view(b, 1, 1).expand(b, 1, n))
+    packed = all_gather_cat(torch.cat(parts, 1))
+    x_all, at = packed[:, :c], c
+    t_all = ids_all = valid_all = w_all = None
+    if target is not None:
+        t_all = packed[:, at : at + c]
+        # Only a target that asks for a gradient gets one (the Function then computes it).
+        t_all, at = (t_all if target.requires_grad else t_all.detach()), at + c
+    if ids is not None:
+        ids_all, at = packed[:, at].detach().to(ids.dtype), at + 1
+    if valid is not None:
+        k = valid.shape[1]
+        valid_all, at = packed[:, at : at + k].detach() > 0.5, at + k
+    if pixel_weight is not None:
+        w_all = packed[:, at, 0].detach() if n else packed.new_zeros(packed.shape[0])
+    return x_all, t_all, ids_all, valid_all, w_all
+
+
 # ---------------------------------------------------------------------------- the hinge
-def _check_options(fn: str, ignore_index: Optional[int], aggregate: str, reduction: str) -> None:
+def _check_options(
+    fn: str, ignore_index: Optional[int], aggregate: str, sync: str, reduction: str
+) -> None:
     """Hyperparameter checks, shared by the function and the module's constructor."""
     check_common_options(
         fn,
@@ -69,6 +153,7 @@ def _check_options(fn: str, ignore_index: Optional[int], aggregate: str, reducti
         include_background=True,
     )
     check_choice(fn, "aggregate", aggregate, AGGREGATES)
+    check_sync(fn, sync)
     check_reduction(fn, reduction)
 
 
@@ -78,6 +163,7 @@ def lovasz_hinge_loss(
     *,
     ignore_index: Optional[int] = None,
     aggregate: str = "image",
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -103,6 +189,14 @@ def lovasz_hinge_loss(
     radix sorts on CPU, closed-form increments, an analytic backward (three elementwise
     passes; the forward saves one float per pixel).
 
+    Under ``torch.distributed``, ``sync="global"`` gives every rank the loss of the global
+    batch: with ``aggregate="batch"`` every rank gathers all ranks' logits, labels, ignore mask
+    and batch weights (one differentiable all-gather, O(global pixels) memory and sort work per
+    rank) and sorts the global set exactly as one process would; with ``"image"`` only the mean
+    (or sum) over images is taken over every rank (one all-reduce). Each rank's pixels then get
+    ``world_size`` x their single-process gradient, which DDP's averaging divides back (see
+    :mod:`losslab.distributed`).
+
     Args:
         logits: (B, 1, *spatial) raw scores, 1-3 spatial dims.
         target: (B, 1, *spatial) floating hard labels in {0, 1} (soft values are refused), or
@@ -110,6 +204,9 @@ def lovasz_hinge_loss(
         ignore_index: target value of pixels that do not count (255 works).
         aggregate: ``"image"`` (a loss per image, then averaged) or ``"batch"`` (all pixels of
             the batch as one set).
+        sync: ``"local"`` (default) or ``"global"``: the loss of every process's batch together
+            (see above); every rank must call the loss, an empty shard included, and
+            backpropagate through it.
         sample_weight: (B,) image weights: a weighted mean over images for ``"image"``; pixel
             weights of a weighted Jaccard for ``"batch"`` (weight k == the image k times).
         validate: check target values (host syncs).
@@ -126,29 +223,40 @@ def lovasz_hinge_loss(
     tensor(2.2500)
     """
     fn = "lovasz_hinge_loss"
-    _check_options(fn, ignore_index, aggregate, reduction)
-    # activation="sigmoid" only so that prepare() does not range-check raw logits; the hinge
-    # works on the logits themselves.
-    prep = prepare(
-        fn,
-        logits,
-        target,
-        mode="binary",
-        activation="sigmoid",
-        ignore_index=ignore_index,
-        classes=None,
-        include_background=True,
-        validate=validate,
-    )
-    assert prep.dense is not None  # binary mode always gives a dense (B, 1, N) indicator
-    check_hard_labels(fn, prep.dense, prep.valid, validate=validate)
-    check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
+    _check_options(fn, ignore_index, aggregate, sync, reduction)
+
+    def checked() -> Prepared:
+        # activation="sigmoid" only so that prepare() does not range-check raw logits; the
+        # hinge works on the logits themselves.
+        prep = prepare(
+            fn,
+            logits,
+            target,
+            mode="binary",
+            activation="sigmoid",
+            ignore_index=ignore_index,
+            classes=None,
+            include_background=True,
+            validate=validate,
+        )
+        assert prep.dense is not None  # binary mode always gives a dense (B, 1, N) indicator
+        check_hard_labels(fn, prep.dense, prep.valid, validate=validate)
+        check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
+        return prep
+
+    prep = checked_everywhere(fn, sync, validate, logits, checked)
+    x, dense, valid = prep.logits, prep.dense, prep.valid
+    pixel_weight = sample_weight if aggregate == "batch" else None
+    if aggregate == "batch" and sync == "global":
+        x, dense, _, valid, pixel_weight = gather_batch(
+            x, target=dense, ids=None, valid=valid, pixel_weight=pixel_weight
+        )
     per_unit, _ = lovasz_per_class(
         "hinge",
-        prep.logits,
-        target=prep.dense,
-        valid=prep.valid,
-        pixel_weight=sample_weight if aggregate == "batch" else None,
+        x,
+        target=dense,
+        valid=valid,
+        pixel_weight=pixel_weight,
         aggregate=aggregate,
     )
     per_unit = per_unit.squeeze(1)
@@ -159,6 +267,7 @@ def lovasz_hinge_loss(
         sample_weight=sample_weight,
         reduction=reduction,
         out_dtype=output_dtype(logits),
+        sync=sync,
     )
 
 
@@ -170,6 +279,9 @@ class LovaszHingeLoss(Loss):
     family = "segmentation"
     input_kind = "logits"
     pointwise = False
+    needs_global_stats = (
+        True  # aggregate="batch" sorts the whole batch; sync="global" makes it exact
+    )
     function = staticmethod(lovasz_hinge_loss)
 
     def __init__(
@@ -177,11 +289,16 @@ class LovaszHingeLoss(Loss):
         *,
         ignore_index: Optional[int] = None,
         aggregate: str = "image",
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_options("LovaszHingeLoss", ignore_index, aggregate, reduction)
+        _check_options("LovaszHingeLoss", ignore_index, aggregate, sync, reduction)
         self._store(
-            ignore_index=ignore_index, aggregate=aggregate, validate=validate, reduction=reduction
+            ignore_index=ignore_index,
+            aggregate=aggregate,
+            sync=sync,
+            validate=validate,
+            reduction=reduction,
         )

@@ -9,13 +9,20 @@ import torch
 from torch import Tensor
 
 from losslab._autograd.lovasz import lovasz_per_class
+from losslab._autograd.overlap_stats import activate
 from losslab._checks import check_choice, check_reduction, check_sample_weight
 from losslab._reduce import output_dtype
 from losslab._registry import register
+from losslab.distributed import check_sync
 from losslab.losses.base import Loss
-from losslab.losses.segmentation._inputs import check_common_options, prepare
+from losslab.losses.segmentation._inputs import Prepared, check_common_options, prepare
 from losslab.losses.segmentation._overlap import reduce_units
-from losslab.losses.segmentation.lovasz_hinge import AGGREGATES, check_hard_labels
+from losslab.losses.segmentation.lovasz_hinge import (
+    AGGREGATES,
+    check_hard_labels,
+    checked_everywhere,
+    gather_batch,
+)
 
 __all__ = ["LovaszSoftmaxLoss", "lovasz_softmax_loss"]
 
@@ -30,6 +37,7 @@ def _check_options(
     include_background: bool,
     aggregate: str,
     present_only: bool,
+    sync: str,
     reduction: str,
 ) -> Optional[tuple[int, ...]]:
     """Hyperparameter checks, shared by the function and the module's constructor."""
@@ -43,6 +51,7 @@ def _check_options(
     )
     check_choice(fn, "aggregate", aggregate, AGGREGATES)
     check_choice(fn, "present_only", present_only, (True, False))
+    check_sync(fn, sync)
     check_reduction(fn, reduction)
     return classes_t
 
@@ -58,6 +67,7 @@ def lovasz_softmax_loss(
     include_background: bool = True,
     aggregate: str = "image",
     present_only: bool = True,
+    sync: str = "local",
     sample_weight: Optional[Tensor] = None,
     validate: bool = True,
     reduction: str = "mean",
@@ -92,6 +102,14 @@ def lovasz_softmax_loss(
     radix sorts on CPU, closed-form increments, an analytic backward that saves one float
     per (pixel, class) and fuses the softmax's backward).
 
+    Under ``torch.distributed``, ``sync="global"`` gives every rank the loss of the global
+    batch: with ``aggregate="batch"`` every rank gathers all ranks' logits, labels (class ids
+    or dense), ignore mask and batch weights (one differentiable all-gather: O(global pixels x
+    C) memory and sort work per rank) and sorts the global set per class exactly as one
+    process would; with ``"image"`` only the mean (or sum) over images is taken over every rank
+    (one all-reduce). Each rank's pixels then get ``world_size`` x their single-process
+    gradient, which DDP's averaging divides back (see :mod:`losslab.distributed`).
+
     Args:
         logits: (B, C, *spatial) with 1-3 spatial dims; an activation is applied inside.
         target: class ids (B, *spatial) (binary / multiclass) or a dense hard {0, 1} mask of
@@ -105,6 +123,9 @@ def lovasz_softmax_loss(
         aggregate: ``"image"`` (per image, then averaged) or ``"batch"`` (all pixels of the
             batch as one set per class).
         present_only: average only over the classes present in the unit's target.
+        sync: ``"local"`` (default) or ``"global"``: the loss of every process's batch together
+            (see above); every rank must call the loss, an empty shard included, and
+            backpropagate through it.
         sample_weight: (B,) image weights: a weighted mean over images for ``"image"``; pixel
             weights of a weighted Jaccard for ``"batch"`` (weight k == the image k times).
         validate: check target values (host syncs).
@@ -130,42 +151,55 @@ def lovasz_softmax_loss(
         include_background=include_background,
         aggregate=aggregate,
         present_only=present_only,
+        sync=sync,
         reduction=reduction,
     )
-    prep = prepare(
-        fn,
-        logits,
-        target,
-        mode=mode,
-        activation=activation,
-        ignore_index=ignore_index,
-        classes=classes_t,
-        include_background=include_background,
-        validate=validate,
-    )
-    check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
-    sel = prep.selected
-    if prep.ids is None and validate:
-        assert prep.dense is not None  # prepare() always sets ids or dense
-        gt, valid = prep.dense, prep.valid
-        if sel is not None:
-            gt = gt.index_select(1, sel)
-            if valid is not None and valid.shape[1] > 1:
-                valid = valid.index_select(1, sel)
-        check_hard_labels(fn, gt, valid, validate=validate)
+
+    def checked() -> Prepared:
+        prep = prepare(
+            fn,
+            logits,
+            target,
+            mode=mode,
+            activation=activation,
+            ignore_index=ignore_index,
+            classes=classes_t,
+            include_background=include_background,
+            validate=validate,
+        )
+        check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
+        if prep.ids is None and validate:
+            assert prep.dense is not None  # prepare() always sets ids or dense
+            gt, valid = prep.dense, prep.valid
+            if prep.selected is not None:
+                gt = gt.index_select(1, prep.selected)
+                if valid is not None and valid.shape[1] > 1:
+                    valid = valid.index_select(1, prep.selected)
+            check_hard_labels(fn, gt, valid, validate=validate)
+        return prep
+
+    prep = checked_everywhere(fn, sync, validate, logits, checked)
+    x, dense, ids, valid, probs = prep.logits, prep.dense, prep.ids, prep.valid, prep.probs
+    pixel_weight = sample_weight if aggregate == "batch" else None
+    if aggregate == "batch" and sync == "global":
+        x, dense, ids, valid, pixel_weight = gather_batch(
+            x, target=dense, ids=ids, valid=valid, pixel_weight=pixel_weight
+        )
+        if x is not prep.logits:  # gathered: the global batch's probabilities, as one process
+            probs = activate(x.detach(), prep.activation)
     per_class, mass = lovasz_per_class(
-        "ids" if prep.ids is not None else "dense",
-        prep.logits,
-        target=prep.dense,
-        probs=prep.probs,
-        ids=prep.ids,
-        valid=prep.valid,
-        selected=sel,
-        pixel_weight=sample_weight if aggregate == "batch" else None,
+        "ids" if ids is not None else "dense",
+        x,
+        target=dense,
+        probs=probs,
+        ids=ids,
+        valid=valid,
+        selected=prep.selected,
+        pixel_weight=pixel_weight,
         activation=prep.activation,
         aggregate=aggregate,
         # Errors in [0, 1]: probabilities (activated, or checked) against checked labels.
-        bounded=validate if prep.ids is None else validate or prep.activation is not None,
+        bounded=validate if ids is None else validate or prep.activation is not None,
     )  # (U, K)
     keep = (mass > 0).to(per_class.dtype) if present_only else torch.ones_like(per_class)
     count = keep.sum(1)
@@ -177,6 +211,7 @@ def lovasz_softmax_loss(
         sample_weight=sample_weight,
         reduction=reduction,
         out_dtype=output_dtype(logits),
+        sync=sync,
     )
 
 
@@ -188,6 +223,9 @@ class LovaszSoftmaxLoss(Loss):
     family = "segmentation"
     input_kind = "logits"
     pointwise = False
+    needs_global_stats = (
+        True  # aggregate="batch" sorts the whole batch; sync="global" makes it exact
+    )
     function = staticmethod(lovasz_softmax_loss)
 
     def __init__(
@@ -200,6 +238,7 @@ class LovaszSoftmaxLoss(Loss):
         include_background: bool = True,
         aggregate: str = "image",
         present_only: bool = True,
+        sync: str = "local",
         validate: bool = True,
         reduction: str = "mean",
     ) -> None:
@@ -213,6 +252,7 @@ class LovaszSoftmaxLoss(Loss):
             include_background=include_background,
             aggregate=aggregate,
             present_only=present_only,
+            sync=sync,
             reduction=reduction,
         )
         self._store(
@@ -223,6 +263,7 @@ class LovaszSoftmaxLoss(Loss):
             include_background=include_background,
             aggregate=aggregate,
             present_only=present_only,
+            sync=sync,
             validate=validate,
             reduction=reduction,
         )
