@@ -226,6 +226,49 @@ def test_function_is_once_differentiable_and_can_backward_twice() -> None:
         torch.autograd.grad(g.sum(), x)
 
 
+@pytest.mark.parametrize("mask", [None, "position"])
+@pytest.mark.parametrize("squared", [False, True])
+def test_kept_probabilities_give_the_recomputed_gradient(
+    mask: Optional[str], squared: bool, slicing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Class ids through a softmax: the backward writes the gradient over the forward's p~
+    (no softmax recomputed, no new gradient buffer). It equals the recomputing backward
+    bit for bit, and a second backward (retain_graph) recomputes from x."""
+    calls: list[int] = []
+    kept_fn = function_module._softmax_grad_ids_kept
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        return kept_fn(*args)
+
+    monkeypatch.setattr(function_module, "_softmax_grad_ids_kept", counting)
+    x, ids, _, valid = _function_inputs("softmax", "ids", mask, seed=11)
+    x.requires_grad_()
+    out = overlap_sums(x, ids, None, valid, activation="softmax", squared=squared)
+    up = torch.randn(out.shape, generator=_g(12), dtype=torch.float64)
+    (g1,) = torch.autograd.grad(out, x, up, retain_graph=True)
+    assert calls == [1]
+    (g2,) = torch.autograd.grad(out, x, up)  # the kept buffer is gone: recomputed
+    assert calls == [1]
+    torch.testing.assert_close(g1, g2, rtol=0, atol=0)
+    want = torch.autograd.grad(
+        (overlap_sums_plain(torch.softmax(x, 1), ids, None, valid, squared) * up).sum(), x
+    )[0]
+    torch.testing.assert_close(g1, want, rtol=1e-12, atol=1e-14)
+
+
+def test_no_probabilities_kept_without_a_gradient_or_under_given_probs() -> None:
+    """The p~ buffer is allocated only on the path that consumes it."""
+    x, ids, _, _ = _function_inputs("softmax", "ids", None, seed=13)
+    x.requires_grad_()
+    out = overlap_sums(x, ids, None, None, activation="softmax")
+    assert out.grad_fn is not None and isinstance(getattr(out.grad_fn, "probs", None), Tensor)
+    given = overlap_sums(x, ids, None, None, activation="softmax", probs=torch.softmax(x, 1))
+    assert getattr(given.grad_fn, "probs", "missing") is None
+    dense = overlap_sums(x, None, torch.rand_like(x), None, activation="softmax")
+    assert getattr(dense.grad_fn, "probs", "missing") is None
+
+
 # ------------------------------------------------------------------ the public losses
 
 OPTION_SETS: list[dict[str, Any]] = [

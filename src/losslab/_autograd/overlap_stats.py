@@ -43,21 +43,32 @@ formed. With :math:`\tilde p = m\,p` and :math:`y` the target class,
 term, and the target term goes in with one ``scatter_add``.
 
 Work and memory. Both passes run over a slice of whole images at a time (about 2^19 elements):
-activation, masking, gathers and products of a slice run while it is in cache, and the only
-full-size buffer either pass allocates is the gradient itself: the peak extra memory of a step
-is 1.6x the logits (1.0 being the gradient), against 3x for MONAI's Dice and 4x for plain
-autograd of the one-hot formula at (8, 6, 256, 256). The
-``scatter_add`` into (B, C) runs on the whole batch (it is parallel over images only).
+activation, masking, gathers and products of a slice run while it is in cache, in one
+slice-sized workspace reused by every slice (a fresh buffer per slice costs page faults
+whenever the allocator hands slice-sized blocks back to the OS). The ``scatter_add`` into
+(B, C) runs on the whole batch (it is parallel over images only).
 
 Saved: the logits, the ids or dense target and the mask, plus, for class ids through a
-softmax, :math:`\tilde p_y` (B, 1, N), which the forward computes anyway (1/C of the logits'
-size; gathering it again would cost a third of a softmax pass). The activation itself is
-recomputed in backward rather than kept alive between the passes. The forward may be handed
-the probabilities the caller already computed (they must be ``a(x)``; they are used as
-constants, gradients flow to ``x``), sparing it that pass. Every operation is shape-static,
-so ``torch.compile`` traces the Function (in one slice). The backward is
-``once_differentiable`` (``supports_double_backward = False``): for Hessian-vector products
-use plain autograd of the sums (:func:`overlap_sums_plain`).
+softmax with a mask per position (multiclass segmentation, the common case), :math:`\tilde p`
+itself and :math:`\tilde p_y` (B, 1, N). The backward writes the gradient over the saved
+:math:`\tilde p`, slice by slice (the factor :math:`g_P - s` in a slice workspace), and returns
+that buffer: no softmax is recomputed and no gradient buffer is allocated. Keeping
+:math:`\tilde p` holds the logits' size between the passes (as autograd of a softmax does),
+but adds nothing to the peak of a step, whose gradient reuses it (1.5x the logits at
+(8, 6, 256, 256), 1.0 being the gradient, against 3x for MONAI's Dice and 4x for plain
+autograd of the one-hot formula). It is a ``ctx`` attribute, not a saved tensor: the backward
+consumes it, and a second backward (``retain_graph``) recomputes the softmax from the logits.
+Elsewhere the activation is recomputed in backward rather than kept alive between the passes.
+The forward may be handed the probabilities the caller already computed (they must be
+``a(x)``; they are used as constants, gradients flow to ``x``), sparing it that pass. Every
+operation is shape-static, so ``torch.compile`` traces the Function (in one slice, without the
+kept buffer). The backward is ``once_differentiable`` (``supports_double_backward = False``):
+for Hessian-vector products use plain autograd of the sums (:func:`overlap_sums_plain`).
+
+CPU contention: each slice costs a dozen multi-threaded operations, and an operation waits for
+its slowest thread; when other processes occupy the cores (data-loader workers, a second
+job), a descheduled thread stalls each operation for a scheduler time slice. Give torch no
+more threads than free cores (``torch.set_num_threads``).
 """
 
 from __future__ import annotations
@@ -73,12 +84,15 @@ from losslab._checks import is_compiling
 __all__ = ["OverlapSumsFunction", "activate", "overlap_sums", "overlap_sums_plain"]
 
 
-def activate(x: Tensor, activation: Optional[str]) -> Tensor:
-    """a(x) over (B, C, N): softmax over C, sigmoid, or x itself for None (not a copy)."""
+def activate(x: Tensor, activation: Optional[str], out: Optional[Tensor] = None) -> Tensor:
+    """a(x) over (B, C, N): softmax over C, sigmoid, or x itself for None (not a copy).
+
+    ``out`` (x's shape), if given, receives the softmax or sigmoid (a reused workspace).
+    """
     if activation == "softmax":
-        return torch.softmax(x, dim=1)
+        return torch.softmax(x, 1) if out is None else torch.softmax(x, 1, out=out)
     if activation == "sigmoid":
-        return torch.sigmoid(x)
+        return torch.sigmoid(x) if out is None else torch.sigmoid(x, out=out)
     return x
 
 
@@ -101,6 +115,37 @@ def _slices(x: Tensor) -> list[slice]:
 
 def _part(t: Optional[Tensor], sl: slice) -> Optional[Tensor]:
     return None if t is None else t[sl]
+
+
+def _workspace(x: Tensor, slices: list[slice]) -> Tensor:
+    """One buffer for the largest slice, reused by every slice (``ws[: hi - lo]``).
+
+    A fresh buffer per slice costs page faults whenever the allocator hands slice-sized
+    blocks back to the OS (glibc's default does, depending on what ran before): measured at
+    (8, 6, 256, 256), 27 ms per step with every block returned against 8 ms with reuse.
+    """
+    rows = max(sl.stop - sl.start for sl in slices)
+    return x.new_empty((rows, *x.shape[1:]))
+
+
+def _probs(x: Tensor, sl: slice, activation: Optional[str], ws: Tensor) -> Tensor:
+    """a(x[sl]) in the workspace (fresh values: callers may modify them in place)."""
+    rows = ws[: sl.stop - sl.start]
+    if activation is None:
+        return rows.copy_(x[sl])
+    return activate(x[sl], activation, out=rows)
+
+
+def _dot_last(a: Tensor, b: Tensor) -> Tensor:
+    """sum(a * b, -1) over (..., N) without a product buffer (a batched dot product).
+
+    Autocast is off: it would run ``bmm`` in half precision on float32 probabilities.
+    """
+    n = a.shape[-1]
+    lead = a.shape[:-1]
+    with torch.autocast(a.device.type, enabled=False):
+        out = torch.bmm(a.reshape(-1, 1, n), b.reshape(-1, n, 1))
+    return out.view(lead)
 
 
 # Position n adds into partial sum n mod _LANES of its (image, class): a label map has long runs
@@ -175,33 +220,51 @@ def _sliced_sums(
     activation: Optional[str],
     squared: bool,
     hit: Optional[Tensor] = None,
+    keep: Optional[Tensor] = None,
 ) -> Tensor:
     """The sums from ``x`` (activated a slice of images at a time) or given probabilities ``p``.
+
+    ``keep`` (x's shape), if given, receives p~ = m a(x) of every slice (for the backward)
+    instead of a reused slice workspace.
 
     For class ids, ``hit`` (B, 1, N), if given, receives p~ at the target class. The
     ``scatter_add`` into (B, C) runs once on the whole batch: it is parallel over images only.
     """
+    if p is None and activation is None:
+        p = x  # the probabilities themselves (constants here)
+    slices = _slices(x)
+    ws = keep
+    if ws is None and (p is None or valid is not None):
+        ws = _workspace(x, slices)
+
+    def probs_of(sl: slice) -> Tensor:
+        """p~ = m a(x) of the slice (in the workspace when it is computed or masked)."""
+        if ws is None:
+            assert p is not None
+            return p[sl]
+        rows = ws[sl] if ws is keep else ws[: sl.stop - sl.start]
+        if p is not None:
+            probs = rows.copy_(p[sl])
+        elif activation is None:
+            probs = rows.copy_(x[sl])
+        else:
+            probs = activate(x[sl], activation, out=rows)
+        return probs if valid is None else probs.mul_(valid[sl])  # ignored: predict nothing
+
     if ids is None:
         assert t is not None, "overlap sums need class ids or a dense target"
-        parts = []
-        for sl in _slices(x):
-            probs = activate(x[sl], activation) if p is None else p[sl]
-            if valid is not None:
-                probs = probs * valid[sl]  # ignored positions predict nothing
-            parts.append(_dense_sums(probs, t[sl], _part(valid, sl), squared))
+        parts = [_dense_sums(probs_of(sl), t[sl], _part(valid, sl), squared) for sl in slices]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     target_p = x.new_empty((x.shape[0], 1, x.shape[2])) if hit is None else hit
     psum = x.new_empty(x.shape[:2])
     p2sum = x.new_empty(x.shape[:2]) if squared else None
     idx = ids.unsqueeze(1)
-    for sl in _slices(x):
-        probs = activate(x[sl], activation) if p is None else p[sl]
-        if valid is not None:
-            probs = probs * valid[sl]
+    for sl in slices:
+        probs = probs_of(sl)
         torch.gather(probs, 1, idx[sl], out=target_p[sl])
         torch.sum(probs, -1, out=psum[sl])
         if p2sum is not None:
-            torch.sum(probs * probs, -1, out=p2sum[sl])
+            p2sum[sl] = _dot_last(probs, probs)
     return _id_sums(target_p, ids, valid, psum, p2sum)
 
 
@@ -238,12 +301,16 @@ def _softmax_grad_ids(
     g: Tensor,
     squared: bool,
     out: Tensor,
+    term: Optional[Tensor] = None,
+    masked: bool = False,
 ) -> None:
     """p (v - sum_c p v) into ``out``, for class ids and a per-position mask (``p`` is fresh).
 
-    ``at_target`` (B, 1, N) is p~_y g_TP,y, the target-class term.
+    ``at_target`` (B, 1, N) is p~_y g_TP,y, the target-class term. ``out`` may be ``p``
+    itself (the probabilities saved by the forward): then the factor goes through ``term``, a
+    workspace of p's shape. ``masked``: p already holds m p.
     """
-    if valid is not None:
+    if valid is not None and not masked:
         p.mul_(valid)  # p~ = m p: every term below carries the mask through it
     g_ps = g[1]
     # s = sum_c p~ v = sum_c g_P p~ + g_TP,y p~_y (+ sum_c 2 g_P2 p~^2): C terms per position.
@@ -252,12 +319,43 @@ def _softmax_grad_ids(
     if g_p2 is not None:
         s.add_(torch.bmm(g_p2.unsqueeze(1), p * p))  # sum_c 2 g_P2 p~^2
     s = s.squeeze(1)
-    # p~ (g_P [+ 2 g_P2 p~] - s): one temporary of the slice's size (in cache, reused).
-    term = g_ps.unsqueeze(-1) - s.unsqueeze(1)
+    # p~ (g_P [+ 2 g_P2 p~] - s), the factor built in ``out`` (or ``term`` when out is p).
+    factor = out if out is not p else term
+    assert factor is not None, "an in-place gradient needs a workspace"
+    torch.sub(g_ps.unsqueeze(-1), s.unsqueeze(1), out=factor)
     if g_p2 is not None:
-        term.addcmul_(p, g_p2.unsqueeze(-1))
-    torch.mul(p, term, out=out)
+        factor.addcmul_(p, g_p2.unsqueeze(-1))
+    if factor is out:
+        out.mul_(p)
+    else:
+        out.mul_(factor)
     out.scatter_add_(1, ids.unsqueeze(1), at_target)
+
+
+def _softmax_grad_ids_kept(
+    x: Tensor,
+    kept: Tensor,
+    ids: Tensor,
+    hit: Tensor,
+    valid: Optional[Tensor],
+    grad: Tensor,
+    squared: bool,
+) -> tuple[Optional[Tensor], ...]:
+    """The backward for class ids through a softmax from the forward's p~, written over it.
+
+    No softmax is recomputed and no gradient buffer is allocated: ``kept`` becomes the
+    gradient (its slices in turn), with one slice-sized workspace for the factor.
+    """
+    at_target = hit * grad[0].gather(1, ids).unsqueeze(1)  # p~_y g_TP,y
+    slices = _slices(x)
+    term = _workspace(x, slices)
+    for sl in slices:
+        p = kept[sl]
+        rows = term[: sl.stop - sl.start]
+        _softmax_grad_ids(
+            p, ids[sl], at_target[sl], _part(valid, sl), grad[:, sl], squared, p, rows, True
+        )
+    return kept, None, None, None, None, None, None
 
 
 def _per_position(valid: Optional[Tensor]) -> bool:
@@ -285,11 +383,17 @@ class OverlapSumsFunction(torch.autograd.Function):
         activation: Optional[str],
         squared: bool,
     ) -> Tensor:
-        hit = None
+        hit = keep = None
         if ids is not None and activation == "softmax" and _per_position(valid):
             # p~ at the target class, kept for the backward (the only path that reads it)
             hit = x.new_empty((x.shape[0], 1, x.shape[2]))
-        sums = _sliced_sums(x, p, ids, t, valid, activation, squared, hit)
+            if p is None and not is_compiling():
+                # p~ itself, kept: the backward writes the gradient into this buffer
+                keep = torch.empty_like(x, memory_format=torch.contiguous_format)
+        sums = _sliced_sums(x, p, ids, t, valid, activation, squared, hit, keep)
+        # A ctx attribute, not a saved tensor: the backward consumes it (the gradient is
+        # written over it), and a second backward (retain_graph) recomputes from x.
+        ctx.probs = keep
         ctx.activation, ctx.squared = activation, squared
         ctx.has = tuple(v is not None for v in (ids, hit, t, valid))
         ctx.save_for_backward(x, *(v for v in (ids, hit, t, valid) if v is not None))
@@ -303,15 +407,21 @@ class OverlapSumsFunction(torch.autograd.Function):
         ids, hit, t, valid = (next(saved) if has else None for has in ctx.has)
         activation, squared = ctx.activation, ctx.squared
         need_x, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+        kept, ctx.probs = ctx.probs, None  # consumed: the gradient goes into it
+        if kept is not None and need_x and hit is not None and ids is not None:
+            return _softmax_grad_ids_kept(x, kept, ids, hit, valid, grad, squared)
         grad_x = torch.empty_like(x) if need_x else None
         grad_t = torch.empty_like(t) if need_t and t is not None else None
         at_target = None
         if grad_x is not None and ids is not None and hit is not None:
             at_target = hit * grad[0].gather(1, ids).unsqueeze(1)  # p~_y g_TP,y
-        for sl in _slices(x):
+        slices = _slices(x)
+        ws = None if activation is None else _workspace(x, slices)
+        for sl in slices:
             g = grad[:, sl]
             ids_s, t_s, valid_s = _part(ids, sl), _part(t, sl), _part(valid, sl)
-            p = activate(x[sl], activation)  # fresh, except for activation None (x itself)
+            # fresh values in the workspace, except for activation None (x itself, read only)
+            p = x[sl] if ws is None else _probs(x, sl, activation, ws)
             if grad_t is not None:
                 assert t_s is not None
                 # m (g_TP p + g_T + 2 g_T2 t)
