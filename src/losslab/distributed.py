@@ -19,21 +19,31 @@ whole global batch and the rule above makes DDP's averaged gradients exact. Ever
 call the loss (an empty shard included: it contributes zero statistics) and backpropagate
 through it, because the backward runs collectives too. Without a process group, ``"global"``
 equals ``"local"``.
+
+**Every rank raises or none does.** With ``"global"`` a rank that raises on its own inputs
+(a bad class id, a NaN target) before a collective would leave the other ranks waiting in it
+forever. A loss therefore runs its data-dependent input checks through
+:func:`check_on_every_rank`: under ``sync="global"`` with ``validate=True`` and a process
+group, one small all-reduce of a failure flag follows the checks; the failing rank raises its
+own error, every other rank a ValueError saying that another rank's inputs failed. Without a
+process group it is exactly ``checks()``. Checks on the *synchronized* statistics (every rank
+holds the same values, so every rank raises or none does) need no such flag.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 from torch import Tensor
 
-from losslab._checks import check_choice, check_tensor, fail
+from losslab._checks import check_choice, check_tensor, fail, fmt, is_compiling
 
 __all__ = [
     "SYNC_MODES",
     "all_gather_cat",
     "all_reduce_sum",
+    "check_on_every_rank",
     "check_sync",
     "is_distributed",
     "sync_gather",
@@ -42,6 +52,24 @@ __all__ = [
 ]
 
 SYNC_MODES = ("local", "global")
+
+_T = TypeVar("_T")
+
+# all_gather_cat's metadata names the dtype by its position here (0: any other dtype).
+_DTYPE_CODES = (
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.complex64,
+    torch.complex128,
+)
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -125,7 +153,9 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     """Every process's ``x`` concatenated along dim 0 in rank order, differentiable.
 
     Shards may differ in length along dim 0 (a rank may hold none); the other dimensions and
-    the dtype must agree (ValueError naming the ranks otherwise, on every rank, never a hang).
+    the dtype must agree (a ValueError with every rank's trailing shape or dtype otherwise, on
+    every rank, before any data moves: never a hang). Dtypes outside the usual bool, integer,
+    floating and complex ones are not told apart by that check.
     The backward returns to each rank the gradient of its own rows, summed over the ranks.
 
     >>> all_gather_cat(torch.arange(3.0))  # no process group: unchanged
@@ -140,8 +170,12 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     import torch.distributed as dist
 
     n = world_size(group)
-    # One small collective agrees on every rank's length and trailing shape before the data.
-    meta = torch.tensor([x.shape[0], x.dim(), *x.shape[1:]], dtype=torch.int64, device=x.device)
+    # Two small collectives agree on every rank's length, dtype and trailing shape before the
+    # data: [length, ndim, dtype code, *trailing shape].
+    code = _DTYPE_CODES.index(x.dtype) + 1 if x.dtype in _DTYPE_CODES else 0
+    meta = torch.tensor(
+        [x.shape[0], x.dim(), code, *x.shape[1:]], dtype=torch.int64, device=x.device
+    )
     width = torch.tensor([meta.numel()], dtype=torch.int64, device=x.device)
     widths = [torch.zeros_like(width) for _ in range(n)]
     dist.all_gather(widths, width, group=group)
@@ -150,9 +184,9 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     padded[: meta.numel()] = meta
     metas = [torch.zeros_like(padded) for _ in range(n)]
     dist.all_gather(metas, padded, group=group)
-    trailing = {tuple(int(v) for v in m[2 : 2 + int(m[1]) - 1]) for m in metas}
+    trailing = {tuple(int(v) for v in m[3 : 3 + int(m[1]) - 1]) for m in metas}
     if len(trailing) != 1 or len({int(m[1]) for m in metas}) != 1:
-        shapes = [tuple(int(v) for v in m[2 : 2 + int(m[1]) - 1]) for m in metas]
+        shapes = [tuple(int(v) for v in m[3 : 3 + int(m[1]) - 1]) for m in metas]
         fail(
             fn,
             "x",
@@ -160,6 +194,10 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
             f"{shapes} by rank",
             raw_got=True,
         )
+    codes = [int(m[2]) for m in metas]
+    if len(set(codes)) != 1:
+        names = [fmt(_DTYPE_CODES[c - 1]) if c else "other" for c in codes]
+        fail(fn, "x", "have the same dtype on every rank", f"{names} by rank", raw_got=True)
     lengths = [int(m[0]) for m in metas]
     most = max(lengths)
     if most == 0:
@@ -187,3 +225,57 @@ def sync_sum(x: Tensor, sync: str) -> Tensor:
 def sync_gather(x: Tensor, sync: str) -> Tensor:
     """Every process's rows of ``x`` in rank order when ``sync == "global"``, else ``x``."""
     return all_gather_cat(x) if sync == "global" else x
+
+
+def check_on_every_rank(
+    fn: str,
+    checks: Callable[[], _T],
+    *,
+    sync: str,
+    validate: bool = True,
+    like: Optional[Tensor] = None,
+) -> _T:
+    """Run a loss's input checks ``checks()`` so that every rank raises or none does.
+
+    Only when ``sync == "global"``, ``validate`` is true, a process group with more than one
+    process is initialized and ``torch.compile`` is not tracing, one small all-reduce of a
+    failure flag follows the checks (on ``like``'s device, the loss's input): a rank whose own
+    checks raise re-raises that exception, the others raise a ValueError naming ``fn`` and
+    saying that another rank's inputs failed, instead of waiting forever in the loss's next
+    collective. Otherwise it is exactly ``checks()`` (no overhead, the same exceptions).
+    Returns what ``checks()`` returns. Every rank must call it at the same point (the loss
+    runs it before its first collective).
+
+    >>> check_on_every_rank("dice_loss", lambda: 3, sync="global")  # no process group
+    3
+    """
+    if not (sync == "global" and validate and is_distributed()) or is_compiling():
+        return checks()
+    import torch.distributed as dist
+
+    error: Optional[Exception] = None
+    result: Optional[_T] = None
+    try:
+        result = checks()
+    except Exception as exc:  # any failure: a rank that raises alone leaves the others hanging
+        error = exc
+    if isinstance(like, Tensor):
+        device = like.device
+    elif dist.get_backend() == "nccl":  # the failing rank's `like` may not even be a tensor
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    failed = torch.tensor([float(error is not None)], device=device)
+    dist.all_reduce(failed)  # a plain flag: no autograd, nothing to backpropagate
+    if error is not None:
+        raise error
+    others = int(failed[0])
+    if others > 0:
+        fail(
+            fn,
+            "target",
+            "pass the input checks on every rank (sync='global')",
+            f"invalid inputs on {others} other rank(s)",
+            raw_got=True,
+        )
+    return result  # type: ignore[return-value]

@@ -74,6 +74,15 @@ def _worker(rank: int, world: int, cases: list[SyncCase]) -> list[dict[str, Any]
     return out
 
 
+def _prefixed(prefix: str) -> Callable[[str], str]:
+    """assert_close's ``msg``: its message after ``prefix``."""
+
+    def message(m: str) -> str:
+        return f"{prefix}: {m}"
+
+    return message
+
+
 def check_sync_cases(world: int, cases: list[SyncCase], timeout: float = 90.0) -> None:
     results = run_workers(world, _worker, cases, timeout=timeout)
     for i, case in enumerate(cases):
@@ -84,14 +93,14 @@ def check_sync_cases(world: int, cases: list[SyncCase], timeout: float = 90.0) -
             got = per_case[i]
             lo, hi = case.shards(world)[rank]
             torch.testing.assert_close(
-                got["value"], want, rtol=1e-10, atol=1e-12, msg=lambda m, c=case: f"{c.name}: {m}"
+                got["value"], want, rtol=1e-10, atol=1e-12, msg=_prefixed(case.name)
             )
             torch.testing.assert_close(
                 got["grad"] / world,
                 want_grad[lo:hi],
                 rtol=1e-10,
                 atol=1e-12,
-                msg=lambda m, c=case, r=rank: f"{c.name} rank {r} gradient: {m}",
+                msg=_prefixed(f"{case.name} rank {rank} gradient"),
             )
             locals_.append(got["local"])
         if not case.local_may_agree:

@@ -22,7 +22,7 @@ from losslab._checks import (
 )
 from losslab._reduce import compute_dtype, output_dtype, reduce, upcast
 from losslab._registry import register
-from losslab.distributed import check_sync, sync_sum
+from losslab.distributed import check_on_every_rank, check_sync, sync_sum
 from losslab.losses.base import Loss
 from losslab.losses.classification._common import check_class_target
 from losslab.losses.classification.focal import _is_scalar
@@ -194,26 +194,34 @@ def class_balanced_loss(
     tensor(2.0808)
     """
     fn = "class_balanced_loss"
-    check_class_target(
-        fn,
-        logits,
-        target,
-        ignore_index=None,
-        sample_weight=sample_weight,
-        validate=validate,
-        reduction=reduction,
-    )
-    if logits.dim() != 2:
-        fail(fn, "logits", "have shape (N, C)", tuple(logits.shape), raw_got=True)
-    counts, beta, base, gamma, sync = _check_options(
-        fn,
-        samples_per_class,
-        beta,
-        base,
-        gamma,
-        sync,
-        num_classes=logits.shape[1],
-        validate=validate,
+
+    def checks() -> tuple[Optional[Tensor], float, str, float, str]:
+        check_class_target(
+            fn,
+            logits,
+            target,
+            ignore_index=None,
+            sample_weight=sample_weight,
+            validate=validate,
+            reduction=reduction,
+        )
+        if logits.dim() != 2:
+            fail(fn, "logits", "have shape (N, C)", tuple(logits.shape), raw_got=True)
+        return _check_options(
+            fn,
+            samples_per_class,
+            beta,
+            base,
+            gamma,
+            sync,
+            num_classes=logits.shape[1],
+            validate=validate,
+        )
+
+    # sync="global": a bad class id on one rank must not leave the others waiting in the
+    # collectives below (batch counts, the mean): every rank raises or none does.
+    counts, beta, base, gamma, sync = check_on_every_rank(
+        fn, checks, sync=sync, validate=validate, like=logits
     )
     x = upcast(logits)
     target = target.long()  # cross_entropy, one_hot and indexing need int64

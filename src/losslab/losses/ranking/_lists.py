@@ -29,7 +29,7 @@ one small all-reduce (padded), so every rank raises or none does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -45,6 +45,7 @@ from losslab._checks import (
     fmt,
 )
 from losslab._reduce import compute_dtype
+from losslab.distributed import all_gather_cat, check_on_every_rank
 
 __all__ = ["Lists", "as_lists"]
 
@@ -145,52 +146,18 @@ def as_lists(
         if sample_weight is not None:
             check_sample_weight(fn, sample_weight, lists.scores.shape[0], scores, validate=validate)
 
-    if lists.reduce_sync == "global" and validate:
-        _check_on_every_rank(fn, check_values, scores.device)
-    else:
-        check_values()
+    # Padded + "global": the values are this rank's own (the reduction's collective follows).
+    # Flat + "global" gathered them, so every rank checks the same values (reduce_sync "local").
+    check_on_every_rank(fn, check_values, sync=lists.reduce_sync, validate=validate, like=scores)
     return lists
 
 
 def _gather_items(scores: Tensor, target: Tensor, group: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Every process's items (rank order): scores with autograd, target and group ids."""
-    from losslab.distributed import all_gather_cat
-
     # One differentiable gather for scores and target together (the same dtype), one for ids.
     both = all_gather_cat(torch.stack([scores, target], dim=1))
     ids = all_gather_cat(group.to(torch.int64))
     return both[:, 0], both[:, 1], ids
-
-
-def _check_on_every_rank(fn: str, check: Callable[[], None], device: torch.device) -> None:
-    """Run a local value check so that every rank raises or none does (one small all-reduce).
-
-    A rank whose own values fail raises the check's own message; the others raise a
-    ValueError saying that another rank's values failed (instead of waiting forever in the
-    loss's next collective).
-    """
-    from losslab.distributed import is_distributed, sync_sum
-
-    try:
-        check()
-        error: Optional[Exception] = None
-    except ValueError as exc:
-        error = exc
-    if not is_distributed():
-        if error is not None:
-            raise error
-        return
-    failed = sync_sum(torch.tensor([float(error is not None)], device=device), "global")
-    if error is not None:
-        raise error
-    if float(failed[0]) > 0:
-        fail(
-            fn,
-            "target",
-            "pass the value checks on every rank (sync='global')",
-            f"invalid values on {int(failed[0])} other rank(s)",
-            raw_got=True,
-        )
 
 
 def _from_groups(scores: Tensor, target: Tensor, group: Tensor) -> Lists:

@@ -25,6 +25,17 @@ Modes (``mode``):
 ``ignore_index`` marks target positions that do not count: compared with the class ids, or
 elementwise with a dense binary/multilabel target; it is masked before anything else, so 255
 never reaches an index operation.
+
+**Value checks.** Type, shape and option checks raise at once. The checks of the *values*
+(class ids in range, dense targets and probabilities in [0, 1]: one host sync each, with
+``validate``) are the ones that can fail on one rank only under ``sync="global"``.
+:func:`prepare` runs them at once; :func:`prepare_inputs` returns them as
+``Inputs.check_values`` instead, and :func:`~losslab.losses.segmentation._overlap.overlap_stats`
+(the next step of every caller, before anything indexes with the ids or any collective) runs
+them through :func:`losslab.distributed.check_on_every_rank`, so every rank raises or none
+does. Without a process group these are the same checks at the same cost; only an input with
+two faults may now report its shape or option fault (``classes``, ``sample_weight``'s shape)
+before its value fault.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -77,6 +88,8 @@ class Inputs:
     selected: Optional[Tensor]  # (C',) int64 class channels, or None for all
     activation: Optional[str]
     spatial: tuple[int, ...]
+    # The value checks still to run (see the module docstring); a no-op once they have run.
+    check_values: Callable[[], None]
 
     @property
     def batch(self) -> int:
@@ -159,7 +172,8 @@ def prepare(
     include_background: bool,
     validate: bool,
 ) -> Prepared:
-    """Check and normalize ``(logits, target)``; see the module docstring."""
+    """Check and normalize ``(logits, target)``; see the module docstring. Every check runs
+    here, the value checks included."""
     raw = prepare_inputs(
         fn,
         logits,
@@ -171,6 +185,7 @@ def prepare(
         include_background=include_background,
         validate=validate,
     )
+    raw.check_values()
     return Prepared(
         logits=raw.logits,
         ids=raw.ids,
@@ -179,6 +194,7 @@ def prepare(
         selected=raw.selected,
         activation=raw.activation,
         spatial=raw.spatial,
+        check_values=_checked,
         probs=activate(raw.logits, raw.activation),
     )
 
@@ -195,8 +211,9 @@ def prepare_inputs(
     include_background: bool,
     validate: bool,
 ) -> Inputs:
-    """:func:`prepare` without the activation (every check included): the overlap losses
-    activate inside their sums, a slice of images at a time."""
+    """:func:`prepare` without the activation: the overlap losses activate inside their sums,
+    a slice of images at a time. The value checks are returned, not run: the caller runs
+    ``Inputs.check_values()`` (``overlap_stats`` does, first thing) before using the values."""
     check_floating(fn, "logits", logits)
     check_tensor(fn, "target", target)
     check_same_device(fn, "target", target, "logits", logits)
@@ -236,6 +253,7 @@ def prepare_inputs(
     ids: Optional[Tensor] = None
     dense: Optional[Tensor] = None
     valid: Optional[Tensor] = None
+    checks: list[Callable[[], None]] = []  # the value checks, in the order they would run
     ids_shape = (batch, *spatial)
     if mode != "multilabel" and tuple(target.shape) == ids_shape and not target.is_floating_point():
         if target.dtype == torch.bool or target.is_complex():
@@ -248,7 +266,12 @@ def prepare_inputs(
                 raw_got=True,
             )
         num = 2 if mode == "binary" else channels
-        check_class_ids(fn, "target", target, num, ignore_index=ignore_index, validate=validate)
+        raw_ids = target
+        checks.append(
+            lambda: check_class_ids(
+                fn, "target", raw_ids, num, ignore_index=ignore_index, validate=validate
+            )
+        )
         flat = target.reshape(batch, n)
         if ignore_index is not None:
             keep = flat != ignore_index
@@ -287,7 +310,10 @@ def prepare_inputs(
             keep = t != ignore_index
             valid = keep
             t = torch.where(keep, t, torch.zeros_like(t))
-        check_range(fn, "target", t, low=0.0, high=1.0, validate=validate, mask=valid)
+        mask = valid
+        checks.append(
+            lambda: check_range(fn, "target", t, low=0.0, high=1.0, validate=validate, mask=mask)
+        )
         dense = t
     else:
         if mode == "multilabel":
@@ -305,7 +331,7 @@ def prepare_inputs(
 
     act = _NATURAL[mode] if activation == "auto" else activation
     if act is None:
-        check_range(fn, "logits", x, low=0.0, high=1.0, validate=validate)
+        checks.append(lambda: check_range(fn, "logits", x, low=0.0, high=1.0, validate=validate))
 
     selected = None
     if classes is not None or not include_background:
@@ -315,4 +341,15 @@ def prepare_inputs(
         if max(chosen) >= channels:
             fail(fn, "classes", f"hold channel indices below C = {channels}", list(chosen))
         selected = torch.tensor(chosen, dtype=torch.long, device=logits.device)
-    return Inputs(x, ids, dense, valid, selected, act, spatial)
+    if not (validate and checks):
+        return Inputs(x, ids, dense, valid, selected, act, spatial, _checked)
+
+    def check_values() -> None:
+        for check in checks:
+            check()
+
+    return Inputs(x, ids, dense, valid, selected, act, spatial, check_values)
+
+
+def _checked() -> None:
+    """``Inputs.check_values`` once the checks have run (or with ``validate=False``)."""

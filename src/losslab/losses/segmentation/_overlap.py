@@ -34,7 +34,7 @@ from torch import Tensor
 
 from losslab._autograd.overlap_stats import overlap_sums, overlap_sums_plain
 from losslab._checks import as_class_weight, check_choice, check_float, check_sample_weight
-from losslab.distributed import sync_sum
+from losslab.distributed import check_on_every_rank, sync_sum
 from losslab.losses.segmentation._inputs import Inputs, Prepared
 
 __all__ = [
@@ -109,7 +109,18 @@ def overlap_stats(
     makes them). ``probs`` without a gradient (e.g. the metrics' hard predictions) are summed
     as they are, under plain autograd. Everything after the per-image sums (class selection,
     weights, the batch sum) is plain autograd on (B, C) tensors.
+
+    First, the value checks :func:`prepare_inputs` left in ``prep.check_values`` and the
+    ``sample_weight`` check run together; under ``sync="global"`` they agree over the ranks
+    (:func:`~losslab.distributed.check_on_every_rank`), before this function's collective
+    (``"batch"``) or the reduction's (``"image"``), so every rank raises or none does.
     """
+
+    def checks() -> None:
+        prep.check_values()
+        check_sample_weight(fn, sample_weight, prep.batch, prep.logits, validate=validate)
+
+    check_on_every_rank(fn, checks, sync=sync, validate=validate, like=prep.logits)
     probs = prep.probs if isinstance(prep, Prepared) else None
     if probs is not None and not probs.requires_grad:
         sums = overlap_sums_plain(probs, prep.ids, prep.dense, prep.valid, squared)
@@ -127,11 +138,9 @@ def overlap_stats(
     tp = parts[0]
     if prep.selected is not None:
         parts = [x.index_select(1, prep.selected) for x in parts]
-    if sample_weight is not None:
-        check_sample_weight(fn, sample_weight, prep.batch, prep.logits, validate=validate)
-        if aggregate == "batch":
-            sw = sample_weight.to(tp.dtype).unsqueeze(1)
-            parts = [x * sw for x in parts]
+    if sample_weight is not None and aggregate == "batch":
+        sw = sample_weight.to(tp.dtype).unsqueeze(1)
+        parts = [x * sw for x in parts]
     if aggregate == "batch":
         parts = [x.sum(0, keepdim=True) for x in parts]
         if sync == "global":

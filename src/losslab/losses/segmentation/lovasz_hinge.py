@@ -7,7 +7,7 @@ analytic backward pass) is ``losslab._autograd.lovasz``, shared with ``lovasz_so
 
 from __future__ import annotations
 
-from typing import Callable, Optional, TypeVar
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from losslab._checks import (
 )
 from losslab._reduce import output_dtype
 from losslab._registry import register
-from losslab.distributed import all_gather_cat, check_sync, is_distributed, sync_sum
+from losslab.distributed import all_gather_cat, check_on_every_rank, check_sync, is_distributed
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import Prepared, check_common_options, prepare
 from losslab.losses.segmentation._overlap import reduce_units
@@ -31,8 +31,6 @@ from losslab.losses.segmentation._overlap import reduce_units
 __all__ = ["LovaszHingeLoss", "lovasz_hinge_loss"]
 
 AGGREGATES = ("image", "batch")
-
-_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------------------- shared machinery
@@ -58,36 +56,6 @@ def check_hard_labels(fn: str, target: Tensor, valid: Optional[Tensor], *, valid
                 raw_got=True,
                 hint="Threshold the target, or pass validate=False to skip this check.",
             )
-
-
-def checked_everywhere(
-    fn: str, sync: str, validate: bool, like: object, checks: Callable[[], _T]
-) -> _T:
-    """Run the input checks ``checks()`` so that, under ``sync="global"``, every rank raises or
-    none does (one small all-reduce of a failure flag, only with ``validate`` and a process
-    group): a rank whose own inputs fail raises their message, the others a ValueError saying
-    that another rank's inputs failed, instead of waiting forever in the loss's collectives.
-    """
-    if not (sync == "global" and validate and is_distributed()):
-        return checks()
-    error: Optional[Exception] = None
-    try:
-        result: Optional[_T] = checks()
-    except (TypeError, ValueError) as exc:
-        result, error = None, exc
-    device = like.device if isinstance(like, Tensor) else torch.device("cpu")
-    failed = sync_sum(torch.tensor([float(error is not None)], device=device), "global")
-    if error is not None:
-        raise error
-    if float(failed[0]) > 0:
-        fail(
-            fn,
-            "target",
-            "pass the input checks on every rank (sync='global')",
-            f"invalid inputs on {int(failed[0])} other rank(s)",
-            raw_got=True,
-        )
-    return result  # type: ignore[return-value]
 
 
 def gather_batch(
@@ -244,7 +212,7 @@ def lovasz_hinge_loss(
         check_sample_weight(fn, sample_weight, prep.batch, logits, validate=validate)
         return prep
 
-    prep = checked_everywhere(fn, sync, validate, logits, checked)
+    prep = check_on_every_rank(fn, checked, sync=sync, validate=validate, like=logits)
     x, dense, valid = prep.logits, prep.dense, prep.valid
     pixel_weight = sample_weight if aggregate == "batch" else None
     if aggregate == "batch" and sync == "global":

@@ -13,14 +13,13 @@ from losslab._autograd.overlap_stats import activate
 from losslab._checks import check_choice, check_reduction, check_sample_weight
 from losslab._reduce import output_dtype
 from losslab._registry import register
-from losslab.distributed import check_sync
+from losslab.distributed import check_on_every_rank, check_sync
 from losslab.losses.base import Loss
 from losslab.losses.segmentation._inputs import Prepared, check_common_options, prepare
 from losslab.losses.segmentation._overlap import reduce_units
 from losslab.losses.segmentation.lovasz_hinge import (
     AGGREGATES,
     check_hard_labels,
-    checked_everywhere,
     gather_batch,
 )
 
@@ -178,7 +177,7 @@ def lovasz_softmax_loss(
             check_hard_labels(fn, gt, valid, validate=validate)
         return prep
 
-    prep = checked_everywhere(fn, sync, validate, logits, checked)
+    prep = check_on_every_rank(fn, checked, sync=sync, validate=validate, like=logits)
     x, dense, ids, valid, probs = prep.logits, prep.dense, prep.ids, prep.valid, prep.probs
     pixel_weight = sample_weight if aggregate == "batch" else None
     if aggregate == "batch" and sync == "global":

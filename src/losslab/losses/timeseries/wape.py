@@ -17,7 +17,7 @@ from losslab._checks import (
 )
 from losslab._reduce import output_dtype, reduce, upcast
 from losslab._registry import register
-from losslab.distributed import check_sync, sync_sum
+from losslab.distributed import check_on_every_rank, check_sync, sync_sum
 from losslab.losses.base import Loss
 
 __all__ = ["WAPELoss", "wape_loss"]
@@ -117,24 +117,33 @@ def wape_loss(
     tensor(0.3750)
     """
     fn = "wape_loss"
-    check_pointwise(
-        fn,
-        "pred",
-        pred,
-        target,
-        reduction=reduction,
-        sample_weight=sample_weight,
-        validate=validate,
-    )
+    # Option checks first (every rank raises alike); then the data checks, agreed across
+    # ranks under sync="global" so a rank with bad values never leaves the others waiting in
+    # the collective below.
     aggregate, sync = _check_options(fn, aggregate, sync)
-    check_ndim_at_least(fn, "pred", pred, 2, "(B, T) or (B, T, F)")
+
+    def checks() -> Tensor:
+        check_pointwise(
+            fn,
+            "pred",
+            pred,
+            target,
+            reduction=reduction,
+            sample_weight=sample_weight,
+            validate=validate,
+        )
+        check_ndim_at_least(fn, "pred", pred, 2, "(B, T) or (B, T, F)")
+        den = upcast(target).abs().sum(tuple(range(1, pred.dim())))  # (B,)
+        if aggregate == "series":
+            _check_denominator(fn, den, aggregate, validate)
+        return den
+
+    den = check_on_every_rank(fn, checks, sync=sync, validate=validate, like=pred)
     p, y = upcast(pred), upcast(target)
     dims = tuple(range(1, pred.dim()))
     num = (y - p).abs().sum(dims)  # (B,)
-    den = y.abs().sum(dims)  # (B,)
     out_dtype = output_dtype(pred)
     if aggregate == "series":
-        _check_denominator(fn, den, aggregate, validate)
         return reduce(
             _ratio(num, den),
             reduction,
