@@ -559,3 +559,294 @@ def test_distributed_two_processes_match_one() -> None:
             assert got.keys() == want.keys()
             for name in want:
                 assert got[name] == pytest.approx(want[name], rel=1e-6, abs=1e-7), (case, name)
+
+
+# ------------------------------------------------------------------- merge_groups=True
+def _merged(**options: Any) -> dict[str, Any]:
+    metrics = _metrics(merge_groups=True, **options)
+    for m in metrics.values():
+        m.set_dtype(torch.float64)
+    return metrics
+
+
+def _split_items(
+    lists: list[tuple[torch.Tensor, torch.Tensor]], cuts: tuple[int, ...], seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """All items as flat (scores, target, group), shuffled across groups (each group keeps its
+    item order), then cut at item positions: most groups span two or more updates."""
+    ids = torch.cat([torch.full((len(s),), 7 * i - 50) for i, (s, _) in enumerate(lists)])
+    scores = torch.cat([s for s, _ in lists])
+    target = torch.cat([t for _, t in lists])
+    gen = torch.Generator().manual_seed(seed)
+    perm = _keep_group_order(torch.randperm(len(ids), generator=gen), ids)
+    scores, target, ids = scores[perm], target[perm], ids[perm]
+    bounds = [0, *cuts, len(ids)]
+    return [(scores[a:b], target[a:b], ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@pytest.mark.parametrize(
+    ("gain", "ties", "empty", "k"),
+    [
+        ("exponential", "stable", "skip", 3),
+        ("linear", "pessimistic", "zero", 5),
+        ("exponential", "pessimistic", "skip", 1),
+        ("linear", "stable", "zero", 20),
+    ],
+)
+def test_merge_groups_split_queries_equal_one_update_and_reference(
+    gain: str, ties: str, empty: str, k: int
+) -> None:
+    lists = _make_lists(21, n_lists=30, ties=True)
+    want = _reference(_as_py(lists), k=k, gain=gain, ties=ties, empty=empty)
+    batches = _split_items(lists, cuts=(1, 9, 10, 40, 77, 130))
+    spanning = sum(
+        int(len(set(b[2].tolist()) & set(c[2].tolist())) > 0)
+        for b, c in zip(batches[:-1], batches[1:])
+    )
+    assert spanning >= 4  # queries really are split over updates
+    merged = _merged(k=k, gain=gain, ties=ties, empty=empty)
+    streamed = _metrics(k=k, gain=gain, ties=ties, empty=empty)  # the default, for contrast
+    for s, t, g in batches:
+        for m in [*merged.values(), *streamed.values()]:
+            m.update(s, t, group=g)
+    one_update = _metrics(k=k, gain=gain, ties=ties, empty=empty)  # default mode, whole lists
+    all_s, all_t, all_g = (torch.cat(x) for x in zip(*batches))
+    for m in one_update.values():
+        m.set_dtype(torch.float64)
+        m.update(all_s, all_t, group=all_g)
+    _assert_close(_values(merged), want, 1e-12)
+    _assert_close(_values(merged), _values(one_update), 1e-12)
+    assert _values(streamed) != _values(merged)  # today's mode counts each part as a list
+
+
+def test_merge_groups_one_query_over_two_updates_by_hand() -> None:
+    # One query: scores (0.9, 0.1 | 0.5), relevance (0, 1 | 2), split over two updates.
+    first = (torch.tensor([0.9, 0.1]), torch.tensor([0.0, 1.0]), torch.tensor([4, 4]))
+    second = (torch.tensor([0.5]), torch.tensor([2.0]), torch.tensor([4]))
+    metrics = _merged(k=2)
+    for s, t, g in (first, second):
+        for m in metrics.values():
+            m.update(s, t, group=g)
+    # Rank order: 0.9 (rel 0), 0.5 (rel 2), 0.1 (rel 1).
+    dcg = 3.0 / math.log2(3.0)
+    idcg = 3.0 + 1.0 / math.log2(3.0)
+    want = {"ndcg": dcg / idcg, "mrr": 0.5, "map": (1 / 2 + 2 / 3) / 2, "precision": 0.5}
+    _assert_close(_values(metrics), want, 1e-15)
+    for m in metrics.values():
+        assert sorted(m.state_dict()) == ["group", "scores", "target"]
+
+
+@pytest.mark.parametrize("empty", ["skip", "zero"])
+def test_merge_groups_empty_policy_counts_merged_lists(empty: str) -> None:
+    # Query 1 is split and has no relevant item; query 2 is split and has one.
+    updates = [
+        (torch.tensor([0.3, 0.8]), torch.tensor([0.0, 0.0]), torch.tensor([1, 2])),
+        (torch.tensor([0.2, 0.9]), torch.tensor([0.0, 1.0]), torch.tensor([1, 2])),
+    ]
+    metric = RankingMRR(empty=empty, merge_groups=True)
+    for s, t, g in updates:
+        metric.update(s, t, group=g)
+    # Query 2: 0.9 (relevant) first, RR 1; query 1 is skipped or counts 0.
+    assert metric.compute().item() == (1.0 if empty == "skip" else 0.5)
+    only_empty = RankingNDCG(merge_groups=True)
+    only_empty.update(updates[0][0], updates[0][1], group=torch.tensor([1, 1]))
+    only_empty.update(torch.tensor([0.4]), torch.tensor([0.0]), group=torch.tensor([1]))
+    with pytest.warns(UserWarning, match=r"RankingNDCG\.compute\(\): no list with a relevant"):
+        assert math.isnan(only_empty.compute().item())
+
+
+def test_merge_groups_stable_ties_follow_update_order() -> None:
+    tied_irrelevant = (torch.tensor([0.5]), torch.tensor([0.0]), torch.tensor([9]))
+    tied_relevant = (torch.tensor([0.5]), torch.tensor([1.0]), torch.tensor([9]))
+    for order, stable_rr in (
+        ((tied_irrelevant, tied_relevant), 0.5),
+        ((tied_relevant, tied_irrelevant), 1.0),
+    ):
+        stable = RankingMRR(merge_groups=True)
+        pessimistic = RankingMRR(ties="pessimistic", merge_groups=True)
+        for s, t, g in order:
+            stable.update(s, t, group=g)
+            pessimistic.update(s, t, group=g)
+        assert stable.compute().item() == stable_rr  # the earlier update ranks first
+        assert pessimistic.compute().item() == 0.5  # a tie never earns credit
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_merge_groups_ndcg_matches_sklearn(k: int) -> None:
+    from sklearn.metrics import ndcg_score
+
+    gen = torch.Generator().manual_seed(100 + k)
+    target = torch.randint(0, 4, (23, 8), generator=gen).to(torch.float64)
+    target[::5] = 0.0
+    scores = torch.randn(23, 8, generator=gen, dtype=torch.float64)  # no ties
+    lists = list(zip(scores.unbind(0), target.unbind(0)))
+    batches = _split_items(lists, cuts=(5, 50, 51, 120), seed=k)
+    for gain, sk_true in (("linear", target), ("exponential", torch.exp2(target) - 1.0)):
+        want = ndcg_score(sk_true.numpy(), scores.numpy(), k=k)
+        metric = RankingNDCG(k=k, gain=gain, empty="zero", merge_groups=True)
+        for s, t, g in batches:
+            metric.update(s.float(), t.float(), group=g.int())  # stored as float64 / int64
+        assert metric.compute().item() == pytest.approx(want, abs=1e-6)
+        assert all(x.dtype == torch.float64 for x in metric.scores + metric.target)
+        assert all(x.dtype == torch.int64 for x in metric.group)
+
+
+def test_merge_groups_matches_torchmetrics_retrieval() -> None:
+    lists = _make_lists(8, n_lists=25, positive=True)
+    batches = _split_items(lists, cuts=(3, 30, 31, 90))
+    ours = _merged(k=4, gain="linear", empty="skip")
+    # torchmetrics also keeps every item and groups by `indexes` at compute().
+    theirs = {
+        "ndcg": RetrievalNormalizedDCG(top_k=4, empty_target_action="skip"),
+        "mrr": RetrievalMRR(empty_target_action="skip"),
+        "map": RetrievalMAP(empty_target_action="skip"),
+        "precision": RetrievalPrecision(top_k=4, empty_target_action="skip"),
+    }
+    for s, t, g in batches:
+        for m in ours.values():
+            m.update(s, t, group=g)
+        for name, m in theirs.items():
+            labels = t.long() if name == "ndcg" else (t > 0).long()
+            m.update(s.float(), labels, indexes=g + 1000)  # ids must be >= 0
+    _assert_close(_values(ours), {n: float(m.compute()) for n, m in theirs.items()}, 1e-6)
+
+
+def test_merge_groups_collection_forward_reset_and_state_dict() -> None:
+    batches = _split_items(_make_lists(31, n_lists=20, ties=True), cuts=(4, 33, 60))
+    full = ranking_metrics(k=3, ties="pessimistic", empty="zero", merge_groups=True)
+    for s, t, g in batches:
+        full.update(s, t, group=g)
+    want = {name: v.item() for name, v in full.compute().items()}
+    assert len(set(want.values())) == 4  # same item states, but never one compute group
+    singles = {
+        "ndcg@3": RankingNDCG(k=3, ties="pessimistic", empty="zero", merge_groups=True),
+        "mrr": RankingMRR(ties="pessimistic", empty="zero", merge_groups=True),
+        "map": RankingMAP(ties="pessimistic", empty="zero", merge_groups=True),
+        "precision@3": RankingPrecision(k=3, ties="pessimistic", empty="zero", merge_groups=True),
+    }
+    for s, t, g in batches:
+        for m in singles.values():
+            m.update(s, t, group=g)
+    _assert_close({n: m.compute().item() for n, m in singles.items()}, want, 0.0)
+
+    first = ranking_metrics(k=3, ties="pessimistic", empty="zero", merge_groups=True)
+    for s, t, g in batches[:2]:
+        first.update(s, t, group=g)
+    saved = first.state_dict()
+    assert any(key.endswith("scores") for key in saved)
+    resumed = ranking_metrics(k=3, ties="pessimistic", empty="zero", merge_groups=True)
+    resumed.load_state_dict(saved)
+    for s, t, g in batches[2:]:
+        resumed.update(s, t, group=g)
+    _assert_close({n: v.item() for n, v in resumed.compute().items()}, want, 0.0)
+
+    full.reset()
+    for m in full.values():
+        assert m.scores == [] and m.target == [] and m.group == []
+    values = [full(s, t, group=g) for s, t, g in batches]  # forward: this batch's own lists
+    alone = ranking_metrics(k=3, ties="pessimistic", empty="zero", merge_groups=True)
+    alone.update(*batches[-1][:2], group=batches[-1][2])
+    _assert_close(
+        {n: v.item() for n, v in values[-1].items()},
+        {n: v.item() for n, v in alone.compute().items()},
+        0.0,
+    )
+    _assert_close({n: v.item() for n, v in full.compute().items()}, want, 0.0)
+
+
+def test_merge_groups_config_tag_and_default_states() -> None:
+    streaming, merging = RankingMAP(), RankingMAP(merge_groups=True)
+    assert not torch.equal(streaming.config_tag, merging.config_tag)
+    assert sorted(streaming.state_dict()) == ["count", "total"]  # the default is unchanged
+    assert repr(merging) == "RankingMAP(empty='skip', ties='stable', merge_groups=True)"
+    assert repr(streaming) == "RankingMAP(empty='skip', ties='stable')"
+    merging.set_dtype(torch.float16)
+    merging.update(
+        torch.tensor([0.9, 0.5, 0.1]),
+        torch.tensor([1.0, 0.0, 1.0]),
+        group=torch.zeros(3, dtype=torch.long),
+    )
+    assert merging.scores[0].dtype == torch.float64
+    assert merging.compute().dtype == torch.float16
+    merging.update(torch.zeros(0), torch.zeros(0), group=torch.zeros(0, dtype=torch.long))
+    assert len(merging.scores) == 1  # an empty batch is a no-op
+
+
+_G3 = torch.zeros(3, dtype=torch.long)
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (
+            lambda: RankingNDCG(merge_groups=True).update(_S, _T),
+            ValueError,
+            r"RankingNDCG\.update\(\): `group` must be given when merge_groups=True "
+            r"\(merge_groups needs group ids",
+        ),
+        (
+            lambda: RankingMAP(merge_groups=True).update(
+                _S, _T, mask=torch.ones(1, 2, dtype=torch.bool)
+            ),
+            ValueError,
+            r"RankingMAP\.update\(\): `group` must be given when merge_groups=True",
+        ),
+        (
+            lambda: RankingMRR(merge_groups=1),
+            TypeError,
+            r"RankingMRR\(\): `merge_groups` must be True or False; got 1",
+        ),
+        (
+            lambda: RankingNDCG(merge_groups="yes"),
+            TypeError,
+            r"`merge_groups` must be True or False",
+        ),
+        (
+            lambda: RankingPrecision(merge_groups=None),
+            TypeError,
+            r"`merge_groups` must be True or False",
+        ),
+        (lambda: RankingMAP(merge_groups=0), TypeError, r"`merge_groups` must be True or False"),
+        (
+            lambda: ranking_metrics(merge_groups=1),
+            TypeError,
+            r"ranking_metrics\(\): `merge_groups` must be True or False",
+        ),
+        (
+            lambda: RankingNDCG(merge_groups=True).update(
+                torch.zeros(3), -torch.ones(3), group=_G3
+            ),
+            ValueError,
+            r"RankingNDCG\.update\(\): `target` must have values in \[0, inf\)",
+        ),
+        (
+            lambda: RankingMRR(merge_groups=True).update(
+                torch.tensor([float("nan"), 0.0, 0.0]), torch.ones(3), group=_G3
+            ),
+            ValueError,
+            r"RankingMRR\.update\(\): `scores` must hold no NaN at real items",
+        ),
+        (
+            lambda: RankingMAP(merge_groups=True).update(
+                torch.zeros(3), torch.zeros(3), group=torch.zeros(3)
+            ),
+            TypeError,
+            r"`group` must be an integer tensor",
+        ),
+        (
+            lambda: RankingMAP(merge_groups=True).update(
+                torch.zeros(3, 1), torch.zeros(3, 1), group=_G3
+            ),
+            ValueError,
+            r"`scores` must be 1-D \(N,\) when `group` is given; got \(3, 1\)",
+        ),
+        (
+            lambda: RankingMAP(merge_groups=True).update(torch.zeros(3), torch.zeros(2), group=_G3),
+            ValueError,
+            r"`target` must have the same shape as `scores`",
+        ),
+    ],
+)
+def test_merge_groups_errors(make: Any, exc: type, match: str) -> None:
+    with pytest.raises(exc, match=match):
+        make()

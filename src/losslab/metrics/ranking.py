@@ -1,15 +1,27 @@
-r"""Ranking metrics (NDCG@k, MRR, MAP, precision@k), streamed list by list.
+r"""Ranking metrics (NDCG@k, MRR, MAP, precision@k), streamed list by list or merged by query.
 
-Each metric keeps two float64 sums, the sum of its per-list values and the number of lists
-that count (``dist_reduce_fx="sum"``), so the value does not depend on how the lists were
-split into batches or processes. Inputs follow the ranking losses (see
-:mod:`losslab.losses.ranking._lists`): padded ``(B, n)`` lists with an optional boolean
-``mask``, or flat ``(N,)`` items with integer ``group`` (query) ids, one layout per call.
+Inputs follow the ranking losses (see :mod:`losslab.losses.ranking._lists`): padded ``(B, n)``
+lists with an optional boolean ``mask``, or flat ``(N,)`` items with integer ``group`` (query)
+ids, one layout per call. Two modes, chosen by ``merge_groups``:
+
+* **Streaming** (``merge_groups=False``, default). Each metric keeps two float64 sums, the sum
+  of its per-list values and the number of lists that count (``dist_reduce_fx="sum"``): O(1)
+  memory, and the value does not depend on how whole lists were split into batches or
+  processes. **Lists never span calls**: each ``update`` must hold whole lists; a group id
+  that appears in two calls, or on two processes, is two lists (no ids are kept).
+* **Merged** (``merge_groups=True``, flat layout only). ``update`` checks the items and keeps
+  them (scores and target as float64, group ids as int64; list states gathered with
+  ``dist_reduce_fx="cat"``), ``compute`` builds the lists of every item seen, over every
+  ``update`` and every process, by group id, as torchmetrics' retrieval metrics do: a query
+  split across batches or ranks is one list. Group ids must then be global (the same query has
+  the same id everywhere). Memory is O(items seen) per process (every process holds all items
+  after the sync in ``compute``).
 
 Conventions shared by the four metrics:
 
 * **Order.** Items are ranked by score, descending. ``ties="stable"`` (default) breaks ties by
-  position (the input order within the list or group, as the ranking losses rank);
+  position (the input order within the list or group, as the ranking losses rank; with
+  ``merge_groups=True`` the order of the concatenated items: update order, then rank order);
   ``ties="pessimistic"`` puts the less relevant of tied items first, so tied scores never earn
   credit. Either way the order is deterministic. NaN scores are refused (``validate=True``);
   with ``validate=False`` they rank first (``torch.sort``'s order).
@@ -21,8 +33,6 @@ Conventions shared by the four metrics:
   scikit-learn's ``ndcg_score``). A padded row without any real item is not a list and never
   counts. When no list counts, ``compute()`` returns NaN and warns (torchmetrics' retrieval
   metrics return 0 there).
-* **Lists never span calls.** Each ``update`` holds whole lists: a group id that appears in two
-  calls is two lists (the metric keeps no ids between calls).
 """
 
 from __future__ import annotations
@@ -34,11 +44,12 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
+from torchmetrics.utilities import dim_zero_cat
 
 from losslab._checks import check_choice, check_int_option, fail, is_compiling
 from losslab.losses.ranking._lists import Lists, as_lists
 from losslab.losses.ranking._ndcg import discounts, gains
-from losslab.metrics._base import LosslabMetric, check_flag, check_prefix
+from losslab.metrics._base import LosslabMetric, check_flag, check_prefix, no_samples
 
 __all__ = [
     "RankingMAP",
@@ -53,10 +64,13 @@ GAINS = ("exponential", "linear")
 TIES = ("stable", "pessimistic")
 
 
-def _check_common(fn: str, empty: Any, ties: Any, validate: Any) -> tuple[str, str, bool]:
+def _check_common(
+    fn: str, empty: Any, ties: Any, merge_groups: Any, validate: Any
+) -> tuple[str, str, bool, bool]:
     empty = check_choice(fn, "empty", empty, EMPTY)
     ties = check_choice(fn, "ties", ties, TIES)
-    return empty, ties, check_flag(fn, "validate", validate)
+    merge_groups = check_flag(fn, "merge_groups", merge_groups)
+    return empty, ties, merge_groups, check_flag(fn, "validate", validate)
 
 
 def _check_no_nan(fn: str, lists: Lists, validate: bool) -> None:
@@ -98,13 +112,16 @@ def _ranked(lists: Lists, ties: str) -> tuple[Tensor, Tensor]:
 
 
 class _RankingMetric(LosslabMetric):
-    """Shared machinery: input layouts, the empty-list policy and the two float64 sums.
+    """Shared machinery: input layouts, the empty-list policy, the sums or the kept items.
 
-    States: ``total`` and ``count`` (float64, exact under ``.to()`` / ``set_dtype``,
-    persistent) and ``config_tag`` (:mod:`losslab.metrics._base`): ``MetricCollection``'s
-    default compute groups merge metrics whose states are equal after the first batch (an
-    NDCG and a MAP that both saw only lists without a relevant item, 0 / 0); the tag of
-    (class, ``k``, ``empty``, ``ties``, gain) keeps different metrics apart.
+    States (exact under ``.to()`` / ``set_dtype``, persistent): streaming, ``total`` and
+    ``count`` (float64 sums); merged (``merge_groups=True``), the list states ``scores``,
+    ``target`` (float64) and ``group`` (int64) of the items seen. Both modes add
+    ``config_tag`` (:mod:`losslab.metrics._base`): ``MetricCollection``'s default compute
+    groups merge metrics whose states are equal after the first batch (an NDCG and a MAP that
+    both saw only lists without a relevant item, 0 / 0; any two merged metrics that saw the
+    same items); the tag of (class, ``k``, ``empty``, ``ties``, ``merge_groups``, gain) keeps
+    different metrics apart.
     """
 
     is_differentiable = False
@@ -115,22 +132,37 @@ class _RankingMetric(LosslabMetric):
 
     total: Tensor
     count: Tensor
+    scores: list[Tensor]
+    target: list[Tensor]
+    group: list[Tensor]
     config_tag: Tensor
 
     def __init__(
-        self, *, k: Optional[int], empty: str, ties: str, validate: bool, **kwargs: Any
+        self,
+        *,
+        k: Optional[int],
+        empty: str,
+        ties: str,
+        merge_groups: bool,
+        validate: bool,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.k = k
         self.empty = empty
         self.ties = ties
+        self.merge_groups = merge_groups
         self.validate = validate
-        self.add_exact_state("total", torch.zeros((), dtype=torch.float64))
-        self.add_exact_state("count", torch.zeros((), dtype=torch.float64))
+        if merge_groups:
+            for name in ("scores", "target", "group"):
+                self.add_exact_state(name, [], "cat")
+        else:
+            self.add_exact_state("total", torch.zeros((), dtype=torch.float64))
+            self.add_exact_state("count", torch.zeros((), dtype=torch.float64))
         self.add_config_tag()
 
     def _config(self) -> tuple[Hashable, ...]:
-        return (self.k, self.empty, self.ties)
+        return (self.k, self.empty, self.ties, self.merge_groups)
 
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         """(B,) values of lists in rank order (only lists with a relevant item are read)."""
@@ -144,8 +176,20 @@ class _RankingMetric(LosslabMetric):
         mask: Optional[Tensor] = None,
         group: Optional[Tensor] = None,
     ) -> None:
-        """Add whole lists: padded ``(B, n)`` (with ``mask``) or flat ``(N,)`` with ``group`` ids."""
+        """Add whole lists: padded ``(B, n)`` (with ``mask``) or flat ``(N,)`` with ``group`` ids.
+
+        With ``merge_groups=True``: flat items only (``group`` required), kept for ``compute``.
+        """
         fn = self._where
+        if self.merge_groups and group is None:
+            fail(
+                fn,
+                "group",
+                "be given when merge_groups=True (merge_groups needs group ids: flat (N,) "
+                "scores and target with (N,) integer `group`)",
+                "None",
+                raw_got=True,
+            )
         lists = as_lists(
             fn,
             scores,
@@ -158,18 +202,51 @@ class _RankingMetric(LosslabMetric):
         _check_no_nan(fn, lists, self.validate)
         if lists.mask.numel() == 0:
             return
+        if self.merge_groups:
+            assert group is not None  # checked above
+            # Detached float64 copies: exact for every floating input dtype, and the order
+            # compute() sees is the one update() would have seen.
+            self.scores.append(scores.detach().to(torch.float64))
+            self.target.append(target.detach().to(torch.float64))
+            self.group.append(group.detach().to(torch.int64))
+            return
+        total, count = self._sums(lists)
+        self.total = self.total + total
+        self.count = self.count + count
+
+    def _sums(self, lists: Lists) -> tuple[Tensor, Tensor]:
+        """Float64 sum of the per-list values and number of lists that count (both 0-d)."""
         ranked_target, ranked_mask = _ranked(lists, self.ties)
         relevant = ranked_mask & (ranked_target > 0)
         has_relevant = relevant.any(1)
         values = self._per_list(ranked_target, ranked_mask, relevant)
         values = torch.where(has_relevant, values, torch.zeros_like(values))
         counts = has_relevant if self.empty == "skip" else lists.mask.any(1)
-        self.total = self.total + values.sum()
-        self.count = self.count + counts.sum().to(torch.float64)
+        return values.sum(), counts.sum().to(torch.float64)
+
+    def _merged_sums(self) -> tuple[Tensor, Tensor]:
+        """The sums over the lists of every item kept (after the sync: of every process)."""
+        if no_samples(self.group):
+            zero = torch.zeros((), dtype=torch.float64, device=self.device)
+            return zero, zero
+        scores, target, group = (
+            dim_zero_cat(state) for state in (self.scores, self.target, self.group)
+        )
+        # Already checked in update(); as_lists groups by id, ties by concatenation order.
+        lists = as_lists(
+            f"{self._label}.compute",
+            scores,
+            target,
+            group=group.to(torch.int64),
+            nonnegative_target=True,
+            validate=False,
+        )
+        return self._sums(lists)
 
     def compute(self) -> Tensor:
         """Mean per-list value over the lists that count (NaN, with a warning, when none does)."""
-        if self.update_called and self.count == 0:
+        total, count = self._merged_sums() if self.merge_groups else (self.total, self.count)
+        if self.update_called and count == 0:
             what = "list with a relevant item" if self.empty == "skip" else "list"
             warnings.warn(
                 f"{type(self).__name__}.compute(): no {what} was seen since the last reset(); "
@@ -177,11 +254,12 @@ class _RankingMetric(LosslabMetric):
                 UserWarning,
                 stacklevel=2,
             )
-        return (self.total / self.count).to(self.dtype)
+        return (total / count).to(self.dtype)
 
     def extra_repr(self) -> str:
         text = f"k={self.k}, " if self.k is not None else ""
-        return text + f"empty={self.empty!r}, ties={self.ties!r}"
+        text += f"empty={self.empty!r}, ties={self.ties!r}"
+        return text + (", merge_groups=True" if self.merge_groups else "")
 
 
 class RankingNDCG(_RankingMetric):
@@ -207,12 +285,17 @@ class RankingNDCG(_RankingMetric):
         gain: ``"exponential"`` (:math:`2^y - 1`, the ranking losses' gain) or ``"linear"``.
         empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
         ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        merge_groups: ``False`` (default): stream two sums, each ``update`` holds whole lists.
+            ``True``: keep the flat items (``group`` required) and build the lists at
+            ``compute`` over every update and process by (global) group id; memory O(items
+            seen). See the module docstring.
         validate: check values on every update (``target >= 0``, no NaN score; host syncs).
         **kwargs: torchmetrics ``Metric`` options.
 
     ``update(scores, target, *, mask=None, group=None)``: padded ``(B, n)`` lists (``mask``
     ``True`` at real items) or flat ``(N,)`` items with integer ``group`` ids; each call holds
-    whole lists.
+    whole lists, unless ``merge_groups=True`` (flat items only, a group may span calls and
+    processes).
 
     Reference: K. Järvelin and J. Kekäläinen, "Cumulated gain-based evaluation of IR
     techniques", ACM TOIS 20(4), 2002; exponential gain: C. Burges et al., "Learning to rank
@@ -232,15 +315,18 @@ class RankingNDCG(_RankingMetric):
         gain: str = "exponential",
         empty: str = "skip",
         ties: str = "stable",
+        merge_groups: bool = False,
         validate: bool = True,
         **kwargs: Any,
     ) -> None:
         fn = type(self).__name__
         k = check_int_option(fn, "k", k, low=1, allow_none=True)
         gain = check_choice(fn, "gain", gain, GAINS)
-        empty, ties, validate = _check_common(fn, empty, ties, validate)
+        empty, ties, merge_groups, validate = _check_common(fn, empty, ties, merge_groups, validate)
         self.gain = gain  # before the base's __init__: the config tag reads it
-        super().__init__(k=k, empty=empty, ties=ties, validate=validate, **kwargs)
+        super().__init__(
+            k=k, empty=empty, ties=ties, merge_groups=merge_groups, validate=validate, **kwargs
+        )
 
     def _config(self) -> tuple[Hashable, ...]:
         return (*super()._config(), self.gain)
@@ -269,11 +355,16 @@ class _WholeListMetric(_RankingMetric):
         *,
         empty: str = "skip",
         ties: str = "stable",
+        merge_groups: bool = False,
         validate: bool = True,
         **kwargs: Any,
     ) -> None:
-        empty, ties, validate = _check_common(type(self).__name__, empty, ties, validate)
-        super().__init__(k=None, empty=empty, ties=ties, validate=validate, **kwargs)
+        empty, ties, merge_groups, validate = _check_common(
+            type(self).__name__, empty, ties, merge_groups, validate
+        )
+        super().__init__(
+            k=None, empty=empty, ties=ties, merge_groups=merge_groups, validate=validate, **kwargs
+        )
 
 
 class RankingMRR(_WholeListMetric):
@@ -288,6 +379,10 @@ class RankingMRR(_WholeListMetric):
     Args:
         empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
         ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        merge_groups: ``False`` (default): stream two sums, each ``update`` holds whole lists.
+            ``True``: keep the flat items (``group`` required) and build the lists at
+            ``compute`` over every update and process by (global) group id; memory O(items
+            seen). See the module docstring.
         validate: check values on every update (``target >= 0``, no NaN score; host syncs).
         **kwargs: torchmetrics ``Metric`` options.
 
@@ -301,6 +396,11 @@ class RankingMRR(_WholeListMetric):
     >>> target = torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0])
     >>> metric.update(scores, target, group=torch.tensor([0, 0, 0, 1, 1]))
     >>> metric.compute()  # (1/2 + 1/2) / 2
+    tensor(0.5000)
+    >>> merged = RankingMRR(merge_groups=True)  # one query split over two updates
+    >>> merged.update(torch.tensor([0.9, 0.1]), target[:2], group=torch.tensor([4, 4]))
+    >>> merged.update(torch.tensor([0.5]), target[2:3], group=torch.tensor([4]))
+    >>> merged.compute()  # one list: 0.9 (not relevant), 0.5, 0.1
     tensor(0.5000)
     """
 
@@ -323,6 +423,10 @@ class RankingMAP(_WholeListMetric):
     Args:
         empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
         ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        merge_groups: ``False`` (default): stream two sums, each ``update`` holds whole lists.
+            ``True``: keep the flat items (``group`` required) and build the lists at
+            ``compute`` over every update and process by (global) group id; memory O(items
+            seen). See the module docstring.
         validate: check values on every update (``target >= 0``, no NaN score; host syncs).
         **kwargs: torchmetrics ``Metric`` options.
 
@@ -359,6 +463,10 @@ class RankingPrecision(_RankingMetric):
         k: rank cut-off, an int >= 1.
         empty: ``"skip" | "zero"``, the policy for lists without a relevant item.
         ties: ``"stable" | "pessimistic"``, how tied scores are ordered.
+        merge_groups: ``False`` (default): stream two sums, each ``update`` holds whole lists.
+            ``True``: keep the flat items (``group`` required) and build the lists at
+            ``compute`` over every update and process by (global) group id; memory O(items
+            seen). See the module docstring.
         validate: check values on every update (``target >= 0``, no NaN score; host syncs).
         **kwargs: torchmetrics ``Metric`` options.
 
@@ -380,13 +488,16 @@ class RankingPrecision(_RankingMetric):
         k: int = 10,
         empty: str = "skip",
         ties: str = "stable",
+        merge_groups: bool = False,
         validate: bool = True,
         **kwargs: Any,
     ) -> None:
         fn = type(self).__name__
         cutoff = check_int_option(fn, "k", k, low=1)
-        empty, ties, validate = _check_common(fn, empty, ties, validate)
-        super().__init__(k=cutoff, empty=empty, ties=ties, validate=validate, **kwargs)
+        empty, ties, merge_groups, validate = _check_common(fn, empty, ties, merge_groups, validate)
+        super().__init__(
+            k=cutoff, empty=empty, ties=ties, merge_groups=merge_groups, validate=validate, **kwargs
+        )
 
     def _per_list(self, target: Tensor, mask: Tensor, relevant: Tensor) -> Tensor:
         assert self.k is not None
@@ -399,15 +510,18 @@ def ranking_metrics(
     empty: str = "skip",
     gain: str = "exponential",
     ties: str = "stable",
+    merge_groups: bool = False,
     prefix: Optional[str] = None,
 ) -> MetricCollection:
     r"""The ranking metric set: ``ndcg@k``, ``mrr``, ``map`` and ``precision@k``.
 
     A :class:`torchmetrics.MetricCollection` of :class:`RankingNDCG` (``k``, ``gain``),
     :class:`RankingMRR`, :class:`RankingMAP` and :class:`RankingPrecision` (``k``), all with
-    the same ``empty`` and ``ties`` policies, so every metric averages over the same lists
-    (formulas in each class). ``update(scores, target, mask=..., group=...)`` feeds them all:
-    padded ``(B, n)`` lists or flat ``(N,)`` items with ``group`` ids, whole lists per call.
+    the same ``empty``, ``ties`` and ``merge_groups`` options, so every metric averages over
+    the same lists (formulas in each class). ``update(scores, target, mask=..., group=...)``
+    feeds them all: padded ``(B, n)`` lists or flat ``(N,)`` items with ``group`` ids, whole
+    lists per call (``merge_groups=False``), or flat items only, merged by group id over every
+    call and process at ``compute`` (``merge_groups=True``).
 
     Args:
         k: rank cut-off of NDCG and precision, an int >= 1.
@@ -415,6 +529,9 @@ def ranking_metrics(
             of the means, or count as 0.
         gain: NDCG's gain, ``"exponential"`` (:math:`2^y - 1`) or ``"linear"`` (:math:`y`).
         ties: ``"stable"`` (tied scores keep their input order) or ``"pessimistic"``.
+        merge_groups: keep the flat items and merge a query split across calls or processes
+            (see :class:`RankingNDCG`); memory O(items seen) per metric, so the set holds four
+            copies of the items.
         prefix: prepended to every key (``"val/"`` gives ``"val/ndcg@10"``).
 
     Reference: see the classes; torchmetrics ``MetricCollection`` for the container.
@@ -430,13 +547,15 @@ def ranking_metrics(
     empty = check_choice(fn, "empty", empty, EMPTY)
     gain = check_choice(fn, "gain", gain, GAINS)
     ties = check_choice(fn, "ties", ties, TIES)
+    merge_groups = check_flag(fn, "merge_groups", merge_groups)
     check_prefix(fn, prefix, noun="string")
+    common: dict[str, Any] = {"empty": empty, "ties": ties, "merge_groups": merge_groups}
     return MetricCollection(
         {
-            f"ndcg@{k}": RankingNDCG(k=k, gain=gain, empty=empty, ties=ties),
-            "mrr": RankingMRR(empty=empty, ties=ties),
-            "map": RankingMAP(empty=empty, ties=ties),
-            f"precision@{k}": RankingPrecision(k=k, empty=empty, ties=ties),
+            f"ndcg@{k}": RankingNDCG(k=k, gain=gain, **common),
+            "mrr": RankingMRR(**common),
+            "map": RankingMAP(**common),
+            f"precision@{k}": RankingPrecision(k=k, **common),
         },
         prefix=prefix,
     )

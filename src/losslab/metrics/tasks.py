@@ -36,7 +36,7 @@ def for_task(task: str, **options: Any) -> MetricCollection:
     regression      :func:`regression_metrics` (``prefix``)
     segmentation    :func:`segmentation_metrics` (``mode``, ``num_classes``, ``ignore_index``,
                     ``empty``, ...)
-    ranking         :func:`ranking_metrics` (``k``, ``empty``, ``gain``, ``ties``, ...)
+    ranking         :func:`ranking_metrics` (``k``, ``empty``, ``gain``, ``ties``, ``merge_groups``, ...)
     forecasting     :func:`forecasting_metrics` (``quantiles``, ``m``, ``time_dim``, ...)
     ==============  ======================================================================
 
