@@ -1,8 +1,9 @@
 """Shared benchmark machinery, following ../shared/BENCHMARKING.md.
 
 * Time: implementations of one case run round-robin in one process; in each of ``rounds``
-  rounds each runs a block of calls calibrated to last >= 25 ms; the median of the block
-  means is reported with its spread. Only ratios within one run mean anything.
+  rounds (in a new seeded order each round) each runs a block of calls calibrated to last
+  >= 25 ms; the median of the block means is reported with its spread. Only ratios within one
+  run mean anything.
 * Peak memory: each (case, implementation) runs in a fresh subprocess started with
   ``MALLOC_MMAP_THRESHOLD_=65536``; peak extra = VmHWM - VmRSS around one step, reported
   as a multiple of the input's size (1.0 is the floor: the gradient itself).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -66,8 +68,14 @@ def time_round_robin(
             n *= 2
         sizes[name] = n
     samples: dict[str, list[float]] = {name: [] for name in steps}
+    # A new order every round (seeded): no implementation always runs right after the same
+    # neighbour, whose allocations and cache traffic would bias it the same way each round.
+    order = list(steps)
+    shuffler = random.Random(0)
     for _ in range(rounds):
-        for name, step in steps.items():
+        shuffler.shuffle(order)
+        for name in order:
+            step = steps[name]
             n = sizes[name]
             t0 = time.perf_counter()
             for _ in range(n):
