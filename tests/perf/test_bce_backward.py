@@ -135,23 +135,59 @@ def test_extreme_logits_give_exact_values_and_gradients() -> None:
         assert ((gx.double() - want_gx).abs()[okg] / want_gx.abs()[okg]).max() < 1e-6
 
 
-def test_slices_and_strided_inputs_match_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The forward adds min(x, 0) by slices: values equal one pass; permuted and sliced views
-    (non-contiguous x) take the one-pass branch and agree too."""
-    import losslab._autograd.bce_logits as bl
+@pytest.mark.parametrize("w", [2.0, "per-class", "per-row"])
+def test_blocks_and_strided_inputs_match_one_block(w: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CPU both passes run over blocks of rows: values and gradients equal one block bit for
+    bit, for a float weight, a per-class view and a weight with a row per sample; permuted
+    and sliced views (non-contiguous x) agree too."""
+    import losslab._autograd.sigmoid_focal as sf
 
     g = _g(10)
     x = torch.randn(7, 5, 13, generator=g) * 8
     t = torch.rand(7, 5, 13, generator=g)
-    whole = bce_logits_elementwise(x, t, 2.0)
-    monkeypatch.setattr(bl, "_SLICE", 17)  # many uneven slices
-    torch.testing.assert_close(bce_logits_elementwise(x, t, 2.0), whole, rtol=0, atol=0)
-    xp, tp = x.permute(2, 0, 1), t.permute(2, 0, 1)
-    torch.testing.assert_close(
-        bce_logits_elementwise(xp, tp, 2.0), whole.permute(2, 0, 1), rtol=0, atol=0
+    weight: Any = w
+    if w == "per-class":
+        weight = torch.rand(5, 1, generator=g) + 0.5
+    elif w == "per-row":
+        weight = torch.rand(7, 5, 1, generator=g) + 0.5
+    up = torch.randn(7, 5, 13, generator=g)
+
+    def run(xx: torch.Tensor, tt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xx = xx.detach().requires_grad_(True)
+        out = bce_logits_elementwise(xx, tt, weight)
+        (gx,) = torch.autograd.grad(out, xx, up)
+        return out.detach(), gx
+
+    whole, g_whole = run(x, t)
+    # about 2 rows per block (the size scales with the intra-op threads), a ragged last one
+    monkeypatch.setattr(sf, "_BLOCK_BYTES", 2 * 5 * 13 * 4 // max(1, torch.get_num_threads()))
+    assert 1 <= sf._block_rows(x) <= 3
+    got, g_got = run(x, t)
+    torch.testing.assert_close(got, whole, rtol=0, atol=0)
+    torch.testing.assert_close(g_got, g_whole, rtol=0, atol=0)
+    want64 = formula(
+        x.double(), t.double(), weight.double() if isinstance(weight, torch.Tensor) else weight
     )
-    xs, ts = x[:, ::2], t[:, ::2]
-    torch.testing.assert_close(bce_logits_elementwise(xs, ts, 2.0), whole[:, ::2], rtol=0, atol=0)
+    torch.testing.assert_close(got.double(), want64, rtol=1e-6, atol=1e-30)
+    if w == 2.0:  # views: their rows are other elements, the values the same
+        xp, tp = x.permute(2, 0, 1), t.permute(2, 0, 1)
+        torch.testing.assert_close(bce_logits_elementwise(xp, tp, 2.0), whole.permute(2, 0, 1))
+        xs, ts = x[:, ::2], t[:, ::2]
+        torch.testing.assert_close(bce_logits_elementwise(xs, ts, 2.0), whole[:, ::2])
+
+
+def test_scalar_and_empty_inputs() -> None:
+    x = torch.tensor(-3.0, requires_grad=True)
+    out = bce_logits_elementwise(x, torch.tensor(1.0), 2.0)
+    assert out.shape == ()
+    (gx,) = torch.autograd.grad(out, x)
+    torch.testing.assert_close(out, 2.0 * F.softplus(torch.tensor(3.0)))
+    torch.testing.assert_close(gx, -2.0 * torch.sigmoid(torch.tensor(3.0)))
+    e = torch.empty(0, 4, requires_grad=True)
+    out = bce_logits_elementwise(e, torch.empty(0, 4), None)
+    assert out.shape == (0, 4)
+    (ge,) = torch.autograd.grad(out.sum(), e)
+    assert ge.shape == (0, 4)
 
 
 def test_saves_only_its_inputs() -> None:

@@ -32,23 +32,30 @@ cross-entropy from one :math:`m`, each a sum of two terms of one sign (nothing c
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
 __all__ = ["log_sigmoid_abs", "softplus"]
 
 
-def log_sigmoid_abs(z: Tensor) -> tuple[Tensor, Tensor]:
+def log_sigmoid_abs(
+    z: Tensor, out: Optional[Tensor] = None, spare: Optional[Tensor] = None
+) -> tuple[Tensor, Tensor]:
     """``(m, spare)``: m = log(sigmoid(|z|)) = -log(1 + e^{-|z|}) and a free buffer like z.
 
-    Two full-size buffers and nine passes. The rounding error of u = fl(1 - p) is taken as
+    Two buffers of z's shape and nine passes: ``out`` and ``spare`` when given (a caller's
+    reused workspaces), else new ones. The rounding error of u = fl(1 - p) is taken as
     e = -(p + (u - 1)): ``u - 1`` is exact (Sterbenz) and ``(u - 1) + 1`` gives ``u`` back
     exactly, so ``u`` need not be kept beside ``u - 1`` (a third buffer). ``spare`` holds
-    garbage and may be reused (``out=``) by the caller: page faults of fresh buffers dominate
+    garbage afterwards and may be reused by the caller: page faults of fresh buffers dominate
     at 2^22 elements.
     """
-    p = z.abs().neg_().sigmoid_()  # sigma(-|z|), full relative precision
-    d = torch.rsub(p, 1.0).sub_(1.0)  # fl(1 - p) - 1, exact
+    p = torch.abs(z) if spare is None else torch.abs(z, out=spare)
+    p = p.neg_().sigmoid_()  # sigma(-|z|), full relative precision
+    d = torch.neg(p) if out is None else torch.neg(p, out=out)
+    d = d.add_(1.0).sub_(1.0)  # fl(1 - p) - 1, exact
     minus_e = p.add_(d)  # p + (u - 1) = -e, one rounding
     m = d.add_(1.0).log_().sub_(minus_e)  # log(u) + e
     return m, minus_e
