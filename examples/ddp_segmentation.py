@@ -78,8 +78,21 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         args.steps, args.size, args.global_batch = min(args.steps, 2), 16, 8
 
     distributed = "WORLD_SIZE" in os.environ  # set by torchrun
-    if distributed:
-        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+    if not distributed:
+        return train(args, distributed=False)
+    dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+    # Everything that holds the process group (the DDP wrapper and its reducer, the metrics)
+    # lives in train() and is freed when it returns, before the group is destroyed. On an
+    # error, no teardown: destroying the group while another rank waits in a collective can
+    # hang; torchrun stops the other ranks.
+    result = train(args, distributed=True)
+    dist.barrier()  # both ranks reach teardown together
+    dist.destroy_process_group()
+    return result
+
+
+def train(args: argparse.Namespace, *, distributed: bool) -> dict[str, Any]:
+    """The training run of one process (of ``world`` processes when ``distributed``)."""
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     if args.global_batch % world:
@@ -153,9 +166,6 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "dice_terms": dice_terms,
         "dice_spread_across_ranks": spread,
     }
-    if distributed:
-        dist.barrier()  # both ranks reach teardown together
-        dist.destroy_process_group()
     return result
 
 
