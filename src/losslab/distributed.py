@@ -55,8 +55,9 @@ SYNC_MODES = ("local", "global")
 
 _T = TypeVar("_T")
 
-# all_gather_cat's metadata names the dtype by its position here (0: any other dtype).
-_DTYPE_CODES = (
+# Dtypes as numbers on the wire: a dtype is sent as its position here (all_gather_cat's
+# metadata; the metrics' state sync). The order is a constant, so the same on every process.
+WIRE_DTYPES: tuple[torch.dtype, ...] = (
     torch.bool,
     torch.uint8,
     torch.int8,
@@ -172,7 +173,7 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
     n = world_size(group)
     # Two small collectives agree on every rank's length, dtype and trailing shape before the
     # data: [length, ndim, dtype code, *trailing shape].
-    code = _DTYPE_CODES.index(x.dtype) + 1 if x.dtype in _DTYPE_CODES else 0
+    code = WIRE_DTYPES.index(x.dtype) + 1 if x.dtype in WIRE_DTYPES else 0
     meta = torch.tensor(
         [x.shape[0], x.dim(), code, *x.shape[1:]], dtype=torch.int64, device=x.device
     )
@@ -196,7 +197,7 @@ def all_gather_cat(x: Tensor, *, group: Optional[Any] = None) -> Tensor:
         )
     codes = [int(m[2]) for m in metas]
     if len(set(codes)) != 1:
-        names = [fmt(_DTYPE_CODES[c - 1]) if c else "other" for c in codes]
+        names = [fmt(WIRE_DTYPES[c - 1]) if c else "other" for c in codes]
         fail(fn, "x", "have the same dtype on every rank", f"{names} by rank", raw_got=True)
     lengths = [int(m[0]) for m in metas]
     most = max(lengths)

@@ -43,6 +43,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from losslab._checks import fail
+from losslab.distributed import WIRE_DTYPES
 
 __all__ = [
     "CONFIG_TAG",
@@ -59,22 +60,8 @@ __all__ = [
 #: Name of the state added by :meth:`LosslabMetric.add_config_tag`.
 CONFIG_TAG = "config_tag"
 
-# Dtypes a synchronized state may have; the position is the code sent over the wire, so the
-# order must be the same on every process (it is: a constant).
-DTYPES: tuple[torch.dtype, ...] = (
-    torch.bool,
-    torch.uint8,
-    torch.int8,
-    torch.int16,
-    torch.int32,
-    torch.int64,
-    torch.float16,
-    torch.bfloat16,
-    torch.float32,
-    torch.float64,
-    torch.complex64,
-    torch.complex128,
-)
+# Dtypes a synchronized state may have; the position is the code sent over the wire.
+DTYPES = WIRE_DTYPES
 
 # Tags of config_tag, per (class, options); see LosslabMetric.add_config_tag.
 _TAG_COUNTER = itertools.count(1)
