@@ -303,21 +303,25 @@ def _softmax_grad_ids(
     out: Tensor,
     term: Optional[Tensor] = None,
     masked: bool = False,
+    scatter: bool = True,
 ) -> None:
     """p (v - sum_c p v) into ``out``, for class ids and a per-position mask (``p`` is fresh).
 
     ``at_target`` (B, 1, N) is p~_y g_TP,y, the target-class term. ``out`` may be ``p``
     itself (the probabilities saved by the forward): then the factor goes through ``term``, a
-    workspace of p's shape. ``masked``: p already holds m p.
+    workspace of p's shape. ``masked``: p already holds m p. ``scatter=False`` leaves the
+    target-class term to the caller (one ``scatter_add_`` over the whole batch).
     """
     if valid is not None and not masked:
         p.mul_(valid)  # p~ = m p: every term below carries the mask through it
     g_ps = g[1]
-    # s = sum_c p~ v = sum_c g_P p~ + g_TP,y p~_y (+ sum_c 2 g_P2 p~^2): C terms per position.
-    s = torch.bmm(g_ps.unsqueeze(1), p).add_(at_target)  # (B, 1, N)
+    # s = sum_c p~ v = sum_c g_P p~ + g_TP,y p~_y (+ sum_c 2 g_P2 p~^2): C terms per position,
+    # one baddbmm (autocast off: it would run it in half precision).
     g_p2 = 2.0 * g[3] if squared else None
-    if g_p2 is not None:
-        s.add_(torch.bmm(g_p2.unsqueeze(1), p * p))  # sum_c 2 g_P2 p~^2
+    with torch.autocast(p.device.type, enabled=False):
+        s = torch.baddbmm(at_target, g_ps.unsqueeze(1), p)  # (B, 1, N)
+        if g_p2 is not None:
+            s.add_(torch.bmm(g_p2.unsqueeze(1), p * p))  # sum_c 2 g_P2 p~^2
     s = s.squeeze(1)
     # p~ (g_P [+ 2 g_P2 p~] - s), the factor built in ``out`` (or ``term`` when out is p).
     factor = out if out is not p else term
@@ -329,7 +333,8 @@ def _softmax_grad_ids(
         out.mul_(p)
     else:
         out.mul_(factor)
-    out.scatter_add_(1, ids.unsqueeze(1), at_target)
+    if scatter:
+        out.scatter_add_(1, ids.unsqueeze(1), at_target)
 
 
 def _softmax_grad_ids_kept(
@@ -353,8 +358,9 @@ def _softmax_grad_ids_kept(
         p = kept[sl]
         rows = term[: sl.stop - sl.start]
         _softmax_grad_ids(
-            p, ids[sl], at_target[sl], _part(valid, sl), grad[:, sl], squared, p, rows, True
+            p, ids[sl], at_target[sl], _part(valid, sl), grad[:, sl], squared, p, rows, True, False
         )
+    kept.scatter_add_(1, ids.unsqueeze(1), at_target)  # + p~_y g_TP,y, the whole batch at once
     return kept, None, None, None, None, None, None
 
 
