@@ -46,7 +46,7 @@ def test_two_steps_under_torchrun() -> None:
     # Known, not ours: on an oversubscribed CPU rank 0 sometimes aborts at interpreter exit
     # *after* the run completed and printed its last line ("terminate called without an
     # active exception": a joinable std::thread destroyed during finalization, with no Python
-    # frame on the stack per faulthandler; 15-25% of runs beside a busy process, with or
+    # frame on the stack per faulthandler; about one run in six beside a busy process, with or
     # without destroy_process_group, also with the DDP wrapper freed before it). Only that
     # exact failure is retried, once; anything else fails.
     teardown = "terminate called without an active exception"
