@@ -128,14 +128,6 @@ def _workspace(x: Tensor, slices: list[slice]) -> Tensor:
     return x.new_empty((rows, *x.shape[1:]))
 
 
-def _probs(x: Tensor, sl: slice, activation: Optional[str], ws: Tensor) -> Tensor:
-    """a(x[sl]) in the workspace (fresh values: callers may modify them in place)."""
-    rows = ws[: sl.stop - sl.start]
-    if activation is None:
-        return rows.copy_(x[sl])
-    return activate(x[sl], activation, out=rows)
-
-
 def _dot_last(a: Tensor, b: Tensor) -> Tensor:
     """sum(a * b, -1) over (..., N) without a product buffer (a batched dot product).
 
@@ -243,12 +235,8 @@ def _sliced_sums(
             assert p is not None
             return p[sl]
         rows = ws[sl] if ws is keep else ws[: sl.stop - sl.start]
-        if p is not None:
-            probs = rows.copy_(p[sl])
-        elif activation is None:
-            probs = rows.copy_(x[sl])
-        else:
-            probs = activate(x[sl], activation, out=rows)
+        # (activation None set p = x above: its masked copy goes through the first branch)
+        probs = rows.copy_(p[sl]) if p is not None else activate(x[sl], activation, out=rows)
         return probs if valid is None else probs.mul_(valid[sl])  # ignored: predict nothing
 
     if ids is None:
@@ -427,7 +415,7 @@ class OverlapSumsFunction(torch.autograd.Function):
             g = grad[:, sl]
             ids_s, t_s, valid_s = _part(ids, sl), _part(t, sl), _part(valid, sl)
             # fresh values in the workspace, except for activation None (x itself, read only)
-            p = x[sl] if ws is None else _probs(x, sl, activation, ws)
+            p = x[sl] if ws is None else activate(x[sl], activation, out=ws[: sl.stop - sl.start])
             if grad_t is not None:
                 assert t_s is not None
                 # m (g_TP p + g_T + 2 g_T2 t)
