@@ -56,7 +56,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from losslab._autograd._math import log_sigmoid_abs
-from losslab._autograd.sigmoid_focal import _block_rows, _blocks, _scratch
+from losslab._autograd.sigmoid_focal import _block_views
 from losslab._checks import is_compiling
 
 __all__ = ["BCEWithLogitsFunction", "bce_logits_elementwise"]
@@ -119,10 +119,7 @@ class BCEWithLogitsFunction(torch.autograd.Function):
             xs, ts = (x.reshape(1), t.reshape(1)) if scalar else (x, t)
             loss = torch.empty_like(xs)
             if xs.numel():
-                rows = _block_rows(xs)
-                bufs = _scratch(xs, rows, 2)
-                for i, j in _blocks(xs.shape[0], rows):
-                    s1, s2 = (b[: j - i] for b in bufs)
+                for i, j, (s1, s2) in _block_views(xs, 2):
                     _forward_block(xs[i:j], ts[i:j], _rows(minus_w, i, j, xs), loss[i:j], s1, s2)
             loss = loss.reshape(()) if scalar else loss
         ctx.w_is_tensor = isinstance(w, Tensor)
@@ -168,11 +165,9 @@ class BCEWithLogitsFunction(torch.autograd.Function):
                 )
                 grad_x = torch.empty_like(xs)
                 if xs.numel():
-                    rows = _block_rows(xs)
-                    (buf,) = _scratch(xs, rows, 1)
-                    for i, j in _blocks(xs.shape[0], rows):
+                    for i, j, (buf,) in _block_views(xs, 1):
                         # lerp(sigma(x), -w sigma(-x), t) * grad, block by block in cache
-                        s_neg = torch.neg(xs[i:j], out=buf[: j - i]).sigmoid_()
+                        s_neg = torch.neg(xs[i:j], out=buf).sigmoid_()
                         s_neg.mul_(_rows(minus_w, i, j, xs))
                         g = torch.sigmoid(xs[i:j], out=grad_x[i:j]).lerp_(s_neg, ts[i:j])
                         g.mul_(gs[i:j])

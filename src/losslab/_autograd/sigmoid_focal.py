@@ -113,6 +113,15 @@ def _scratch(x: Tensor, rows: int, count: int) -> list[Tensor]:
     return [x.new_empty(shape) for _ in range(count)]
 
 
+def _block_views(x: Tensor, count: int) -> Iterator[tuple[int, int, list[Tensor]]]:
+    """``(i, j, scratch)`` for each block of rows ``x[i:j]``: ``count`` scratch blocks are
+    allocated once and reused by every block (``scratch`` holds their first ``j - i`` rows)."""
+    rows = _block_rows(x)
+    bufs = _scratch(x, rows, count)
+    for i, j in _blocks(x.shape[0], rows):
+        yield i, j, [b[: j - i] for b in bufs]
+
+
 def _ce_and_m(
     x: Tensor, y: Tensor, s: Tensor, s_neg: Tensor, ce: Tensor, m: Tensor, tmp: Tensor
 ) -> None:
@@ -274,10 +283,7 @@ class SigmoidFocalFunction(torch.autograd.Function):
         a0, c = _alpha_terms(alpha, x)
         out = torch.empty_like(xb)
         if xb.numel():
-            rows = _block_rows(xb)
-            bufs = _scratch(xb, rows, 4)
-            for i, j in _blocks(xb.shape[0], rows):
-                scratch = [b[: j - i] for b in bufs]
+            for i, j, scratch in _block_views(xb, 4):
                 _forward_block(xb[i:j], yb[i:j], a0, c, gamma, epsilon, out[i:j], *scratch)
         ctx.gamma, ctx.epsilon = gamma, epsilon
         ctx.alpha_is_tensor = isinstance(alpha, Tensor)
@@ -300,12 +306,10 @@ class SigmoidFocalFunction(torch.autograd.Function):
         grad_x = torch.empty_like(x) if need_x else None
         grad_y = torch.empty_like(y) if need_y else None
         if x.numel():
-            rows = _block_rows(x)
             # s, s_neg, ce, m, tmp (recompute's scratch, then alpha_t) and, without an
             # x-gradient block to hold it, one more for m^gamma.
-            bufs = _scratch(x, rows, 6 if grad_x is None else 5)
-            for i, j in _blocks(x.shape[0], rows):
-                s, s_neg, ce, m, tmp, *spare = (b[: j - i] for b in bufs)
+            for i, j, scratch in _block_views(x, 6 if grad_x is None else 5):
+                s, s_neg, ce, m, tmp, *spare = scratch
                 _backward_block(
                     x[i:j],
                     y[i:j],

@@ -64,7 +64,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from losslab._autograd.sigmoid_focal import _block_rows, _blocks, _scratch
+from losslab._autograd.sigmoid_focal import _block_views
 
 __all__ = ["SoftmaxFocalFunction", "softmax_focal_elementwise"]
 
@@ -84,10 +84,8 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         stats = x.new_empty((3, *index.shape))  # row max, e_y, s (sum of the others)
         mu, e_y, s = stats[0], stats[1], stats[2]
         if x.numel():
-            rows = _block_rows(x)
-            (buf,) = _scratch(x, rows, 1)
-            for i, j in _blocks(x.shape[0], rows):
-                xb, ib, e = x[i:j], index[i:j], buf[: j - i]
+            for i, j, (e,) in _block_views(x, 1):
+                xb, ib = x[i:j], index[i:j]
                 torch.amax(xb, dim=1, keepdim=True, out=mu[i:j])
                 torch.sub(xb, mu[i:j], out=e).exp_()
                 torch.gather(e, 1, ib, out=e_y[i:j])
@@ -121,8 +119,7 @@ class SoftmaxFocalFunction(torch.autograd.Function):
         coef = grad.unsqueeze(1) * w
         out = torch.empty_like(x)
         if x.numel():
-            rows = _block_rows(x)
-            for i, j in _blocks(x.shape[0], rows):
+            for i, j, _ in _block_views(x, 0):
                 # coef * p, the softmax recomputed in the gradient's own buffer
                 torch.softmax(x[i:j], 1, out=out[i:j]).mul_(coef[i:j])
             # the target's entry: coef * (p_y - 1) = -coef * (1 - q), never 1 - p_y
