@@ -186,17 +186,9 @@ def prepare(
         validate=validate,
     )
     raw.check_values()
-    return Prepared(
-        logits=raw.logits,
-        ids=raw.ids,
-        dense=raw.dense,
-        valid=raw.valid,
-        selected=raw.selected,
-        activation=raw.activation,
-        spatial=raw.spatial,
-        check_values=_checked,
-        probs=activate(raw.logits, raw.activation),
-    )
+    # Every field of the Inputs as it is (a new field needs no copy line), checks now done.
+    fields = {**vars(raw), "check_values": _checked}
+    return Prepared(**fields, probs=activate(raw.logits, raw.activation))
 
 
 def prepare_inputs(
