@@ -152,8 +152,35 @@ class _Preset(WeightedSum):
         return term_to_dict(self, weight=1.0)
 
 
+class _SigmoidPreset(_Preset):
+    """A sigmoid pixel term + Dice, binary (the default, left out of specs) or multilabel."""
+
+    def _build_sigmoid(
+        self,
+        fn: str,
+        first_cls: type[Loss],
+        first_weight: float,
+        dice_weight: float,
+        *,
+        mode: str,
+        aggregate: str,
+        sync: str,
+    ) -> None:
+        check_choice(fn, "mode", mode, ("binary", "multilabel"))
+        self._build(
+            fn, first_cls, {}, first_weight, dice_weight, aggregate=aggregate, sync=sync, mode=mode
+        )
+        self._options["mode"] = mode
+
+    def spec_kwargs(self) -> dict[str, Any]:
+        out = super().spec_kwargs()
+        if out.get("mode") == "binary":
+            del out["mode"]
+        return out
+
+
 @register
-class BCEDiceLoss(_Preset):
+class BCEDiceLoss(_SigmoidPreset):
     """BCE + soft Dice (binary or multilabel), reporting both components"""
 
     key = "bce_dice"
@@ -167,24 +194,15 @@ class BCEDiceLoss(_Preset):
         aggregate: str = "image",
         sync: str = "local",
     ) -> None:
-        check_choice("BCEDiceLoss", "mode", mode, ("binary", "multilabel"))
-        self._build(
+        self._build_sigmoid(
             "BCEDiceLoss",
             BCEWithLogitsLoss,
-            {},
             bce_weight,
             dice_weight,
+            mode=mode,
             aggregate=aggregate,
             sync=sync,
-            mode=mode,
         )
-        self._options["mode"] = mode
-
-    def spec_kwargs(self) -> dict[str, Any]:
-        out = super().spec_kwargs()
-        if out.get("mode") == "binary":
-            del out["mode"]
-        return out
 
 
 @register
@@ -218,7 +236,7 @@ class CEDiceLoss(_Preset):
 
 
 @register
-class FocalDiceLoss(_Preset):
+class FocalDiceLoss(_SigmoidPreset):
     """Sigmoid focal + soft Dice (binary or multilabel), reporting both components"""
 
     key = "focal_dice"
@@ -232,21 +250,12 @@ class FocalDiceLoss(_Preset):
         aggregate: str = "image",
         sync: str = "local",
     ) -> None:
-        check_choice("FocalDiceLoss", "mode", mode, ("binary", "multilabel"))
-        self._build(
+        self._build_sigmoid(
             "FocalDiceLoss",
             SigmoidFocalLoss,
-            {},
             focal_weight,
             dice_weight,
+            mode=mode,
             aggregate=aggregate,
             sync=sync,
-            mode=mode,
         )
-        self._options["mode"] = mode
-
-    def spec_kwargs(self) -> dict[str, Any]:
-        out = super().spec_kwargs()
-        if out.get("mode") == "binary":
-            del out["mode"]
-        return out
